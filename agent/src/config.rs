@@ -1,0 +1,117 @@
+//! Where the agent keeps things, and the persistent identity written at bootstrap.
+//!
+//! The config dir (flash) holds what must survive a reboot and is written only at bootstrap
+//! and on bundle change; the state dir (tmpfs) holds everything volatile.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Default persistent directory.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/apiary";
+/// Default volatile directory (tmpfs on a real device).
+pub const DEFAULT_STATE_DIR: &str = "/run/apiary";
+
+/// The agent's two directories.
+#[derive(Clone, Debug)]
+pub struct Dirs {
+    pub config: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Dirs {
+    /// `agent.json`: device id, server URL, bundle-signing key.
+    pub fn agent_json(&self) -> PathBuf {
+        self.config.join("agent.json")
+    }
+    /// The device's private key, PKCS#8 PEM, mode 0600.
+    pub fn device_key(&self) -> PathBuf {
+        self.config.join("device.key")
+    }
+    /// The device certificate, PEM.
+    pub fn device_cert(&self) -> PathBuf {
+        self.config.join("device.crt")
+    }
+    /// The pinned CA, PEM.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.config.join("ca.crt")
+    }
+    /// The last good bundle, as its signed envelope.
+    pub fn bundle(&self) -> PathBuf {
+        self.config.join("bundle.json")
+    }
+
+    /// Creates the state dir (mode 0700) if needed.
+    pub fn ensure_state(&self) -> io::Result<()> {
+        create_private_dir(&self.state)
+    }
+}
+
+/// Creates a directory (and parents) readable only by the agent's user.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// The contents of `agent.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentConfig {
+    pub device_id: String,
+    /// Base URL of the device API, e.g. `https://apiary.example:8443`.
+    pub server_url: String,
+    /// Hex Ed25519 key that must have signed every bundle.
+    pub bundle_signing_key: String,
+}
+
+/// Everything needed to talk mTLS and verify bundles.
+pub struct Identity {
+    pub config: AgentConfig,
+    /// PKCS#8 PEM.
+    pub key_pem: Vec<u8>,
+    pub cert_pem: Vec<u8>,
+    pub ca_pem: Vec<u8>,
+}
+
+/// Why the identity could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the agent is not bootstrapped: {0} does not exist (run `apiary-agent bootstrap`)")]
+    NotBootstrapped(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path} is not valid: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Identity {
+    /// Loads the identity written by bootstrap.
+    pub fn load(dirs: &Dirs) -> Result<Self, ConfigError> {
+        let agent_json = dirs.agent_json();
+        if !agent_json.exists() {
+            return Err(ConfigError::NotBootstrapped(agent_json));
+        }
+        let config: AgentConfig =
+            serde_json::from_slice(&read(&agent_json)?).map_err(|e| ConfigError::Invalid {
+                path: agent_json.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            config,
+            key_pem: read(&dirs.device_key())?,
+            cert_pem: read(&dirs.device_cert())?,
+            ca_pem: read(&dirs.ca_cert())?,
+        })
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}

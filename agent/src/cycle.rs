@@ -1,0 +1,234 @@
+//! One agent cycle: check in, verify the bundle, converge, report, and check in again if
+//! anything changed so the backend learns the outcome at once.
+
+use std::fs;
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use apiary_proto::device_api::{CheckinRequest, CheckinResponse, Level};
+use apiary_proto::paths;
+
+use crate::bundle_store::{self, InForce};
+use crate::config::{Dirs, Identity};
+use crate::policies::{self, Context, Fetch, Outcome, Status};
+use crate::reports::{NewReport, ReportQueue};
+use crate::signals;
+use crate::transport::{Transport, TransportError};
+
+/// What a cycle achieved, for the caller's exit status and schedule.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// The backend answered the check-in.
+    pub online: bool,
+    /// A received bundle was rejected.
+    pub bundle_rejected: bool,
+    /// Items changed / failed while converging.
+    pub changed: usize,
+    pub failed: usize,
+    /// Seconds until the next cycle, from the settings in force.
+    pub interval_seconds: u64,
+}
+
+/// The long-lived parts of a running agent.
+pub struct Agent {
+    pub dirs: Dirs,
+    pub identity: Identity,
+    pub transport: Transport,
+    pub in_force: Option<InForce>,
+}
+
+impl Agent {
+    /// Loads the identity and the last good bundle.
+    pub fn new(dirs: Dirs, identity: Identity) -> Result<Self, TransportError> {
+        let transport = Transport::mutual(
+            &identity.config.server_url,
+            &identity.ca_pem,
+            &identity.cert_pem,
+            &identity.key_pem,
+        )?;
+        let in_force = bundle_store::load(&dirs, &identity);
+        Ok(Self {
+            dirs,
+            identity,
+            transport,
+            in_force,
+        })
+    }
+
+    /// Runs one cycle.
+    pub fn run_cycle(&mut self) -> Summary {
+        let mut summary = Summary::default();
+        let mut queue = ReportQueue::load(&self.dirs.state);
+
+        let first = self.checkin(&mut queue);
+        summary.online = first.is_some();
+        let mut bundle_changed = false;
+        if let Some(envelope) = first.and_then(|r| r.bundle) {
+            match bundle_store::accept(
+                &self.dirs,
+                &self.identity,
+                envelope.clone(),
+                self.in_force.as_ref(),
+            ) {
+                Ok(new) => {
+                    eprintln!(
+                        "bundle serial {} (commit {}) is now in force",
+                        new.bundle.serial, new.bundle.commit_id
+                    );
+                    bundle_changed = true;
+                    self.in_force = Some(new);
+                }
+                Err(e) => {
+                    summary.bundle_rejected = true;
+                    self.report_rejection(&mut queue, &envelope.payload_hash(), &e.to_string());
+                }
+            }
+        }
+
+        let settings = policies::settings::effective(self.in_force.as_ref().map(|b| &b.bundle));
+        summary.interval_seconds = settings.interval_seconds;
+        let queued_before = queue.len();
+        if let Some(in_force) = &self.in_force {
+            let fetcher = BackendFetch {
+                transport: &self.transport,
+            };
+            let ctx = Context {
+                state_dir: &self.dirs.state,
+                fetcher: &fetcher,
+                stop_requested: &signals::stop_requested,
+            };
+            let serial = in_force.bundle.serial;
+            for outcome in policies::converge(&in_force.bundle, &ctx) {
+                match outcome.status {
+                    Status::Unchanged => continue,
+                    Status::Changed => summary.changed += 1,
+                    Status::Failed => summary.failed += 1,
+                }
+                log_outcome(&outcome);
+                if settings.reports {
+                    queue.push(to_report(outcome, serial), now());
+                }
+            }
+        }
+
+        // Something changed: tell the backend now, on the same connection, not an interval later.
+        if summary.online
+            && (bundle_changed || queue.len() > queued_before || summary.bundle_rejected)
+        {
+            self.checkin(&mut queue);
+        }
+        if let Err(e) = queue.save() {
+            eprintln!("warning: cannot save the report queue: {e}");
+        }
+        summary
+    }
+
+    fn checkin(&self, queue: &mut ReportQueue) -> Option<CheckinResponse> {
+        let request = CheckinRequest {
+            agent_version: apiary_proto::VERSION.to_string(),
+            bundle_hash: self.in_force.as_ref().map(|b| b.hash.clone()),
+            queue_id: queue.id().to_string(),
+            reports: queue.pending(),
+        };
+        match self
+            .transport
+            .post_json::<_, CheckinResponse>(paths::CHECKIN, &request)
+        {
+            Ok(response) => {
+                if let Some(seq) = response.ack_seq {
+                    queue.ack(seq, now());
+                }
+                Some(response)
+            }
+            Err(e) => {
+                eprintln!("warning: check-in failed, converging from the last good bundle: {e}");
+                None
+            }
+        }
+    }
+
+    /// Reports a rejected bundle once per distinct bundle, so a bad bundle does not flood the log.
+    fn report_rejection(&self, queue: &mut ReportQueue, hash: &str, reason: &str) {
+        eprintln!("error: {reason}; the last good bundle stays in force");
+        let marker = self.dirs.state.join("rejected-bundle");
+        if fs::read_to_string(&marker).is_ok_and(|h| h == hash) {
+            return;
+        }
+        queue.push(
+            NewReport {
+                level: Level::Error,
+                policy: "bundle".into(),
+                item: Some(hash.to_string()),
+                message: format!("bundle rejected, the last good bundle stays in force: {reason}"),
+                output: None,
+                bundle_serial: self.in_force.as_ref().map(|b| b.bundle.serial),
+            },
+            now(),
+        );
+        if let Err(e) = crate::fsutil::write_atomic(&marker, hash.as_bytes(), 0o600) {
+            eprintln!("warning: cannot record the rejected bundle: {e}");
+        }
+    }
+}
+
+/// Fetches file-manager content over the device API.
+struct BackendFetch<'a> {
+    transport: &'a Transport,
+}
+
+impl Fetch for BackendFetch<'_> {
+    fn fetch(&self, sha256: &str, sink: &mut dyn Write) -> Result<u64, String> {
+        let path = format!("{}{sha256}", paths::FILES_PREFIX);
+        self.transport
+            .download(&path, sink)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn to_report(outcome: Outcome, serial: u64) -> NewReport {
+    NewReport {
+        level: outcome.level,
+        policy: outcome.policy.to_string(),
+        item: outcome.item,
+        message: outcome.message,
+        output: outcome.output,
+        bundle_serial: Some(serial),
+    }
+}
+
+fn log_outcome(o: &Outcome) {
+    eprintln!("{}: {}: {}", o.level.as_str(), o.policy, o.message);
+}
+
+/// Unix seconds now (0 if the clock is before 1970, as on some boards before NTP).
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The pause before the next cycle: the interval plus up to 10 % random jitter, so a fleet
+/// restarted together does not check in together.
+pub fn next_delay(interval_seconds: u64) -> Duration {
+    let mut bytes = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    let jitter_ms = u64::from(u32::from_le_bytes(bytes)) % (interval_seconds * 100 + 1);
+    Duration::from_secs(interval_seconds) + Duration::from_millis(jitter_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        for _ in 0..100 {
+            let d = next_delay(300);
+            assert!(
+                d >= Duration::from_secs(300) && d <= Duration::from_secs(330),
+                "{d:?}"
+            );
+        }
+    }
+}

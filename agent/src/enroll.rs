@@ -1,0 +1,181 @@
+//! `apiary-agent bootstrap`: create the device key, enrol, wait for approval, store the identity.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use apiary_proto::device_api::{EnrollRequest, EnrollState, EnrollStatus};
+use apiary_proto::signed::DeviceKey;
+use apiary_proto::{hex, paths, pem};
+use rustls_pki_types::PrivatePkcs8KeyDer;
+use rustls_pki_types::pem::PemObject;
+
+use crate::config::{self, AgentConfig, Dirs};
+use crate::fsutil;
+use crate::signals;
+use crate::transport::{self, Transport, TransportError};
+
+/// What the operator passed to `bootstrap`.
+pub struct BootstrapOptions {
+    pub bootstrap_key: String,
+    pub server_url: String,
+    pub ca_cert: Option<PathBuf>,
+    pub device_name: Option<String>,
+    pub poll_interval: Duration,
+}
+
+/// Why bootstrap stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    #[error("already bootstrapped as device {0}; remove {1} to enrol again")]
+    AlreadyBootstrapped(String, PathBuf),
+    #[error("cannot read the CA certificate {path}: {source}")]
+    CaCert {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no system CA bundle found; pass --ca-cert with the backend's CA")]
+    NoRoots,
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the device key {path} is unusable: {message}")]
+    Key { path: PathBuf, message: String },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("the backend answered for device {got}, expected {expected}")]
+    WrongDevice { expected: String, got: String },
+    #[error("enrolment of device {0} was rejected by an operator")]
+    Rejected(String),
+    #[error("the backend approved device {0} but sent no credentials")]
+    NoCredentials(String),
+    #[error("interrupted while waiting for approval; run bootstrap again to keep waiting")]
+    Interrupted,
+}
+
+/// Runs the whole enrolment; on success the config dir holds a complete identity.
+pub fn bootstrap(dirs: &Dirs, opts: &BootstrapOptions) -> Result<String, EnrollError> {
+    if let Ok(existing) = config_device_id(dirs) {
+        return Err(EnrollError::AlreadyBootstrapped(
+            existing,
+            dirs.agent_json(),
+        ));
+    }
+    config::create_private_dir(&dirs.config).map_err(|source| EnrollError::Write {
+        path: dirs.config.clone(),
+        source,
+    })?;
+    let key = load_or_create_key(dirs)?;
+    let public_key = hex::encode(key.public_key());
+    let device_id = apiary_proto::digest::device_id(key.public_key());
+
+    let roots = match &opts.ca_cert {
+        Some(path) => fs::read(path).map_err(|source| EnrollError::CaCert {
+            path: path.clone(),
+            source,
+        })?,
+        None => transport::system_roots().ok_or(EnrollError::NoRoots)?,
+    };
+    let transport = Transport::anonymous(&opts.server_url, &roots)?;
+
+    let facts = crate::facts::collect();
+    let request = EnrollRequest {
+        bootstrap_key: opts.bootstrap_key.clone(),
+        public_key,
+        device_name: opts
+            .device_name
+            .clone()
+            .unwrap_or_else(|| facts.hostname.clone()),
+        facts,
+    };
+    let signed = key.sign(&request).map_err(|_| EnrollError::Key {
+        path: dirs.device_key(),
+        message: "signing failed".into(),
+    })?;
+    eprintln!("enrolling device {device_id} with {}", opts.server_url);
+    let mut status: EnrollStatus = transport.post_json(paths::BOOTSTRAP, &signed)?;
+
+    let mut said_pending = false;
+    loop {
+        if status.device_id != device_id {
+            return Err(EnrollError::WrongDevice {
+                expected: device_id,
+                got: status.device_id,
+            });
+        }
+        match status.state {
+            EnrollState::Approved => break,
+            EnrollState::Rejected => return Err(EnrollError::Rejected(device_id)),
+            EnrollState::Pending => {
+                if !said_pending {
+                    eprintln!(
+                        "device {device_id} is pending: waiting for an operator to approve it \
+                         (apiary devices approve {device_id})"
+                    );
+                    said_pending = true;
+                }
+                if !signals::sleep(opts.poll_interval) {
+                    return Err(EnrollError::Interrupted);
+                }
+                let path = format!("{}{device_id}", paths::BOOTSTRAP_STATUS_PREFIX);
+                status = transport.get_json(&path)?;
+            }
+        }
+    }
+
+    let creds = status
+        .credentials
+        .ok_or_else(|| EnrollError::NoCredentials(device_id.clone()))?;
+    write(&dirs.device_cert(), creds.certificate_pem.as_bytes(), 0o644)?;
+    write(&dirs.ca_cert(), creds.ca_pem.as_bytes(), 0o644)?;
+    let agent = AgentConfig {
+        device_id: device_id.clone(),
+        server_url: opts.server_url.trim_end_matches('/').to_string(),
+        bundle_signing_key: creds.bundle_signing_key,
+    };
+    // agent.json last: its presence marks a complete identity.
+    let json = serde_json::to_vec_pretty(&agent).expect("config serialises infallibly");
+    write(&dirs.agent_json(), &json, 0o600)?;
+    eprintln!(
+        "device {device_id} approved; identity stored in {}",
+        dirs.config.display()
+    );
+    Ok(device_id)
+}
+
+fn config_device_id(dirs: &Dirs) -> Result<String, ()> {
+    let bytes = fs::read(dirs.agent_json()).map_err(|_| ())?;
+    let config: AgentConfig = serde_json::from_slice(&bytes).map_err(|_| ())?;
+    Ok(config.device_id)
+}
+
+/// Reuses a key from an interrupted enrolment, so the device keeps its id while pending.
+fn load_or_create_key(dirs: &Dirs) -> Result<DeviceKey, EnrollError> {
+    let path = dirs.device_key();
+    let key_err = |message: String| EnrollError::Key {
+        path: path.clone(),
+        message,
+    };
+    let pkcs8 = match fsutil::read_optional(&path).map_err(|e| key_err(e.to_string()))? {
+        Some(pem) => PrivatePkcs8KeyDer::from_pem_slice(&pem)
+            .map_err(|e| key_err(format!("not a PKCS#8 PEM key: {e}")))?
+            .secret_pkcs8_der()
+            .to_vec(),
+        None => {
+            let der =
+                DeviceKey::generate_pkcs8().map_err(|_| key_err("key generation failed".into()))?;
+            write(&path, pem::encode("PRIVATE KEY", &der).as_bytes(), 0o600)?;
+            der
+        }
+    };
+    DeviceKey::from_pkcs8(&pkcs8).map_err(|e| key_err(e.to_string()))
+}
+
+fn write(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<(), EnrollError> {
+    fsutil::write_atomic(path, bytes, mode).map_err(|source| EnrollError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}

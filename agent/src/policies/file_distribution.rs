@@ -1,0 +1,545 @@
+//! The `file_distribution` policy: files from the file manager, kept identical on the device.
+//!
+//! Plain files stream from the backend into a temporary file beside the destination and are
+//! renamed into place only after their SHA-256 matches. Templates are cached (small, in the
+//! state dir), rendered with the set's parameters, and written atomically. The set's command
+//! runs once after any of its files changed.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use apiary_proto::bundle::{DistributedFile, FileDistribution, FileSet};
+use apiary_proto::digest::{self, Sha256};
+
+use super::{Context, Outcome, Policy};
+use crate::command;
+use crate::fsutil::{self, AtomicFile};
+use crate::template;
+
+const NAME: &str = "file_distribution";
+/// Largest template the agent renders (templates are held in memory; plain files never are).
+pub const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+/// How long a pre-condition or command may run before it is killed.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+const DEFAULT_MODE: u32 = 0o644;
+
+/// Converges a [`FileDistribution`].
+pub struct FileDistributionPolicy<'a> {
+    pub spec: &'a FileDistribution,
+}
+
+impl Policy for FileDistributionPolicy<'_> {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome> {
+        let mut written = WrittenState::load(ctx.state_dir);
+        let mut outcomes = Vec::new();
+        for set in &self.spec.sets {
+            if (ctx.stop_requested)() {
+                break;
+            }
+            converge_set(ctx, set, &mut written, &mut outcomes);
+        }
+        if let Err(e) = written.save() {
+            eprintln!("warning: cannot save file distribution state: {e}");
+        }
+        outcomes
+    }
+}
+
+fn converge_set(
+    ctx: &Context<'_>,
+    set: &FileSet,
+    written: &mut WrittenState,
+    out: &mut Vec<Outcome>,
+) {
+    let label = if set.label.is_empty() {
+        "file set"
+    } else {
+        &set.label
+    };
+    if let Some(pre) = &set.pre_condition {
+        match command::run_shell(pre, COMMAND_TIMEOUT) {
+            Ok(r) if r.success() => {}
+            Ok(r) => {
+                let why = r.describe_failure(COMMAND_TIMEOUT);
+                out.push(Outcome::unchanged(
+                    NAME,
+                    label.to_string(),
+                    format!("pre-condition {why}; set skipped"),
+                ));
+                return;
+            }
+            Err(e) => {
+                out.push(Outcome::failed(
+                    NAME,
+                    label.to_string(),
+                    format!("pre-condition could not start: {e}"),
+                ));
+                return;
+            }
+        }
+    }
+
+    let mut changed = false;
+    for file in &set.files {
+        match converge_file(ctx, set, file, written) {
+            Ok(FileChange::Unchanged) => out.push(Outcome::unchanged(
+                NAME,
+                file.destination.clone(),
+                format!("{} is up to date", file.destination),
+            )),
+            Ok(FileChange::Written { drift }) => {
+                changed = true;
+                let message = if drift {
+                    format!(
+                        "{} was changed on the device; restored from {}",
+                        file.destination, file.source
+                    )
+                } else {
+                    format!("{} written from {}", file.destination, file.source)
+                };
+                out.push(Outcome::changed(
+                    NAME,
+                    file.destination.clone(),
+                    drift,
+                    message,
+                ));
+            }
+            Err(e) => out.push(Outcome::failed(NAME, file.destination.clone(), e)),
+        }
+    }
+
+    if let (true, Some(cmd)) = (changed, &set.command) {
+        let item = format!("{label}: command");
+        match command::run_shell(cmd, COMMAND_TIMEOUT) {
+            Ok(r) if r.success() => {
+                let mut o = Outcome::changed(
+                    NAME,
+                    item,
+                    false,
+                    format!("ran command after change: {cmd}"),
+                );
+                o.output = Some(r.output);
+                out.push(o);
+            }
+            Ok(r) => {
+                let mut o = Outcome::failed(
+                    NAME,
+                    item,
+                    format!(
+                        "command after change {}: {cmd}",
+                        r.describe_failure(COMMAND_TIMEOUT)
+                    ),
+                );
+                o.output = Some(r.output);
+                out.push(o);
+            }
+            Err(e) => out.push(Outcome::failed(
+                NAME,
+                item,
+                format!("command could not start: {e}"),
+            )),
+        }
+    }
+}
+
+enum FileChange {
+    Unchanged,
+    Written { drift: bool },
+}
+
+fn converge_file(
+    ctx: &Context<'_>,
+    set: &FileSet,
+    file: &DistributedFile,
+    written: &mut WrittenState,
+) -> Result<FileChange, String> {
+    let dest = Path::new(&file.destination);
+    let rendered = if file.template {
+        let source = cached_source(ctx, file)?;
+        Some(
+            template::render(&source, &set.parameters)
+                .map_err(|e| format!("{}: {e}", file.source))?,
+        )
+    } else {
+        None
+    };
+    let desired = match &rendered {
+        Some(bytes) => digest::sha256_hex(bytes),
+        None => file.sha256.clone(),
+    };
+
+    let current = current_digest(dest)?;
+    if current.as_deref() == Some(desired.as_str()) {
+        written.record(&file.destination, &desired);
+        return Ok(FileChange::Unchanged);
+    }
+    // Drift: the file is there but differs from what this agent itself last wrote for the same
+    // desired content. Anything else is a new desired state, not a manual change.
+    let drift = current.is_some() && written.get(&file.destination) == Some(desired.as_str());
+
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    let mode = existing_mode(dest).unwrap_or(DEFAULT_MODE);
+    match rendered {
+        Some(bytes) => fsutil::write_atomic(dest, &bytes, mode)
+            .map_err(|e| format!("cannot write {}: {e}", dest.display()))?,
+        None => fetch_into_place(ctx, file, dest, mode)?,
+    }
+    written.record(&file.destination, &desired);
+    Ok(FileChange::Written { drift })
+}
+
+/// Streams a plain file into a temp file beside `dest`, renaming only if the digest matches.
+fn fetch_into_place(
+    ctx: &Context<'_>,
+    file: &DistributedFile,
+    dest: &Path,
+    mode: u32,
+) -> Result<(), String> {
+    let tmp = AtomicFile::create(dest, mode)
+        .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
+    let mut sink = HashingWriter::new(tmp);
+    ctx.fetcher
+        .fetch(&file.sha256, &mut sink)
+        .map_err(|e| format!("download of {} failed: {e}", file.source))?;
+    let (tmp, got) = sink.finish();
+    if got != file.sha256 {
+        return Err(format!(
+            "download of {} has sha256 {got}, expected {}; not installed",
+            file.source, file.sha256
+        ));
+    }
+    tmp.commit()
+        .map_err(|e| format!("cannot install {}: {e}", dest.display()))
+}
+
+/// A template's source: from the cache in the state dir, or downloaded and verified into it.
+fn cached_source(ctx: &Context<'_>, file: &DistributedFile) -> Result<Vec<u8>, String> {
+    if file.size > MAX_TEMPLATE_BYTES {
+        return Err(format!(
+            "template {} is {} bytes; templates are limited to {MAX_TEMPLATE_BYTES}",
+            file.source, file.size
+        ));
+    }
+    let dir = ctx.state_dir.join("files");
+    let path = dir.join(&file.sha256);
+    if let Ok(bytes) = fs::read(&path) {
+        if digest::sha256_hex(&bytes) == file.sha256 {
+            return Ok(bytes);
+        }
+    }
+    crate::config::create_private_dir(&dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut bytes = Vec::with_capacity(file.size as usize);
+    let mut limited = LimitedWriter {
+        inner: &mut bytes,
+        remaining: MAX_TEMPLATE_BYTES,
+    };
+    ctx.fetcher
+        .fetch(&file.sha256, &mut limited)
+        .map_err(|e| format!("download of {} failed: {e}", file.source))?;
+    let got = digest::sha256_hex(&bytes);
+    if got != file.sha256 {
+        return Err(format!(
+            "download of {} has sha256 {got}, expected {}",
+            file.source, file.sha256
+        ));
+    }
+    fsutil::write_atomic(&path, &bytes, 0o600)
+        .map_err(|e| format!("cannot cache {}: {e}", path.display()))?;
+    Ok(bytes)
+}
+
+fn current_digest(dest: &Path) -> Result<Option<String>, String> {
+    match fs::File::open(dest) {
+        Ok(f) => {
+            if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+                return Err(format!("{} is a directory", dest.display()));
+            }
+            digest::sha256_hex_reader(f)
+                .map(Some)
+                .map_err(|e| format!("cannot read {}: {e}", dest.display()))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", dest.display())),
+    }
+}
+
+fn existing_mode(path: &Path) -> Option<u32> {
+    fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777)
+}
+
+/// The digest this agent last wrote per destination, to tell drift from new content.
+struct WrittenState {
+    path: PathBuf,
+    digests: BTreeMap<String, String>,
+    dirty: bool,
+}
+
+impl WrittenState {
+    fn load(state_dir: &Path) -> Self {
+        let path = state_dir.join("file_distribution.json");
+        let digests = fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Self {
+            path,
+            digests,
+            dirty: false,
+        }
+    }
+
+    fn get(&self, dest: &str) -> Option<&str> {
+        self.digests.get(dest).map(String::as_str)
+    }
+
+    fn record(&mut self, dest: &str, digest: &str) {
+        if self.get(dest) != Some(digest) {
+            self.digests.insert(dest.to_string(), digest.to_string());
+            self.dirty = true;
+        }
+    }
+
+    fn save(&self) -> io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&self.digests).expect("map serialises infallibly");
+        fsutil::write_atomic(&self.path, &bytes, 0o600)
+    }
+}
+
+struct HashingWriter {
+    inner: AtomicFile,
+    hash: Sha256,
+}
+
+impl HashingWriter {
+    fn new(inner: AtomicFile) -> Self {
+        Self {
+            inner,
+            hash: Sha256::new(),
+        }
+    }
+
+    fn finish(self) -> (AtomicFile, String) {
+        (self.inner, self.hash.finish_hex())
+    }
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct LimitedWriter<'a> {
+    inner: &'a mut Vec<u8>,
+    remaining: u64,
+}
+
+impl Write for LimitedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() as u64 > self.remaining {
+            return Err(io::Error::other("template is larger than announced"));
+        }
+        self.remaining -= buf.len() as u64;
+        self.inner.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policies::{Fetch, Status};
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    /// Serves content from memory; stands in for the backend in these unit tests only
+    /// (the end-to-end tests use a real backend).
+    struct MemoryFetch {
+        files: HashMap<String, Vec<u8>>,
+        calls: RefCell<u32>,
+    }
+
+    impl Fetch for MemoryFetch {
+        fn fetch(&self, sha256: &str, sink: &mut dyn Write) -> Result<u64, String> {
+            *self.calls.borrow_mut() += 1;
+            let bytes = self.files.get(sha256).ok_or("404")?;
+            sink.write_all(bytes).map_err(|e| e.to_string())?;
+            Ok(bytes.len() as u64)
+        }
+    }
+
+    fn file(content: &[u8], dest: &Path, template: bool) -> DistributedFile {
+        DistributedFile {
+            source: "/src".into(),
+            sha256: digest::sha256_hex(content),
+            size: content.len() as u64,
+            destination: dest.to_string_lossy().into_owned(),
+            template,
+        }
+    }
+
+    fn run(spec: &FileDistribution, state: &Path, fetch: &MemoryFetch) -> Vec<Outcome> {
+        let ctx = Context {
+            state_dir: state,
+            fetcher: fetch,
+            stop_requested: &|| false,
+        };
+        FileDistributionPolicy { spec }.converge(&ctx)
+    }
+
+    #[test]
+    fn renders_restores_and_is_idempotent() {
+        let root = tempfile::tempdir().unwrap();
+        let state = root.path().join("state");
+        fs::create_dir(&state).unwrap();
+        let dest = root.path().join("etc/app/app.conf");
+        let marker = root.path().join("ran");
+        let tpl = b"server={{server}}\n".to_vec();
+        let fetch = MemoryFetch {
+            files: HashMap::from([(digest::sha256_hex(&tpl), tpl.clone())]),
+            calls: RefCell::new(0),
+        };
+        let spec = FileDistribution {
+            sets: vec![FileSet {
+                label: "app".into(),
+                command: Some(format!("echo restarted >> {}", marker.display())),
+                parameters: BTreeMap::from([("server".into(), "mqtt.local".into())]),
+                files: vec![file(&tpl, &dest, true)],
+                ..FileSet::default()
+            }],
+        };
+
+        let first = run(&spec, &state, &fetch);
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "server=mqtt.local\n");
+        assert_eq!(first.len(), 2, "{first:?}");
+        assert_eq!(first[0].level, apiary_proto::device_api::Level::Info);
+        assert_eq!(first[1].output.as_deref(), Some(""));
+        assert_eq!(fs::read_to_string(&marker).unwrap(), "restarted\n");
+
+        let second = run(&spec, &state, &fetch);
+        assert_eq!(second.len(), 1, "{second:?}");
+        assert_eq!(
+            second[0].status,
+            Status::Unchanged,
+            "second run changes nothing"
+        );
+        assert_eq!(*fetch.calls.borrow(), 1, "template came from the cache");
+
+        fs::write(&dest, "server=evil\n").unwrap();
+        let third = run(&spec, &state, &fetch);
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "server=mqtt.local\n");
+        assert_eq!(third[0].level, apiary_proto::device_api::Level::Warning);
+        assert!(
+            third[0].message.contains("changed on the device"),
+            "{third:?}"
+        );
+        assert_eq!(
+            fs::read_to_string(&marker).unwrap(),
+            "restarted\nrestarted\n"
+        );
+    }
+
+    #[test]
+    fn plain_file_with_wrong_content_is_never_installed() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("bin.dat");
+        fs::write(&dest, b"old").unwrap();
+        let wanted = b"new content".to_vec();
+        let mut f = file(&wanted, &dest, false);
+        let fetch = MemoryFetch {
+            files: HashMap::from([(f.sha256.clone(), b"tampered".to_vec())]),
+            calls: RefCell::new(0),
+        };
+        f.size = 8;
+        let spec = FileDistribution {
+            sets: vec![FileSet {
+                files: vec![f],
+                ..FileSet::default()
+            }],
+        };
+        let out = run(&spec, root.path(), &fetch);
+        assert_eq!(out[0].status, Status::Failed);
+        assert!(out[0].message.contains("not installed"), "{out:?}");
+        assert_eq!(fs::read(&dest).unwrap(), b"old");
+        assert_eq!(
+            fs::read_dir(root.path()).unwrap().count(),
+            1,
+            "temp file cleaned up"
+        );
+    }
+
+    #[test]
+    fn false_pre_condition_skips_the_set() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("x");
+        let fetch = MemoryFetch {
+            files: HashMap::new(),
+            calls: RefCell::new(0),
+        };
+        let spec = FileDistribution {
+            sets: vec![FileSet {
+                pre_condition: Some("false".into()),
+                files: vec![file(b"x", &dest, false)],
+                ..FileSet::default()
+            }],
+        };
+        let out = run(&spec, root.path(), &fetch);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].status, Status::Unchanged);
+        assert!(
+            out[0]
+                .message
+                .contains("pre-condition exited with status 1"),
+            "{out:?}"
+        );
+        assert!(!dest.exists());
+    }
+
+    #[test]
+    fn missing_parameter_fails_the_file_and_keeps_the_old_one() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("c.conf");
+        fs::write(&dest, "keep\n").unwrap();
+        let tpl = b"x={{nope}}".to_vec();
+        let fetch = MemoryFetch {
+            files: HashMap::from([(digest::sha256_hex(&tpl), tpl.clone())]),
+            calls: RefCell::new(0),
+        };
+        let spec = FileDistribution {
+            sets: vec![FileSet {
+                files: vec![file(&tpl, &dest, true)],
+                ..FileSet::default()
+            }],
+        };
+        let out = run(&spec, root.path(), &fetch);
+        assert!(out[0].message.contains("{{nope}}"), "{out:?}");
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "keep\n");
+    }
+}

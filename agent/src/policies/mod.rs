@@ -1,0 +1,113 @@
+//! Policies: each converges one part of the device toward the bundle and says what it did.
+//!
+//! A policy is idempotent: run twice on an unchanged system, the second run reports every
+//! item unchanged. Drift (a manual change) is restored and reported as a warning.
+
+use std::io::Write;
+use std::path::Path;
+
+use apiary_proto::bundle::Bundle;
+use apiary_proto::device_api::Level;
+
+pub mod file_distribution;
+pub mod settings;
+
+/// What happened to one item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Unchanged,
+    Changed,
+    Failed,
+}
+
+/// The result of converging one item of a policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub policy: &'static str,
+    pub item: Option<String>,
+    pub status: Status,
+    pub level: Level,
+    pub message: String,
+    pub output: Option<String>,
+}
+
+impl Outcome {
+    /// An item brought to its desired state; `drift` marks a restored manual change.
+    pub fn changed(policy: &'static str, item: String, drift: bool, message: String) -> Self {
+        Self {
+            policy,
+            item: Some(item),
+            status: Status::Changed,
+            level: if drift { Level::Warning } else { Level::Info },
+            message,
+            output: None,
+        }
+    }
+
+    /// An item already in its desired state.
+    pub fn unchanged(policy: &'static str, item: String, message: String) -> Self {
+        Self {
+            policy,
+            item: Some(item),
+            status: Status::Unchanged,
+            level: Level::Info,
+            message,
+            output: None,
+        }
+    }
+
+    /// An item that could not be converged.
+    pub fn failed(policy: &'static str, item: String, message: String) -> Self {
+        Self {
+            policy,
+            item: Some(item),
+            status: Status::Failed,
+            level: Level::Error,
+            message,
+            output: None,
+        }
+    }
+}
+
+/// Downloads file-manager content by SHA-256.
+pub trait Fetch {
+    /// Streams the content named by `sha256` into `sink`; the caller verifies the digest.
+    fn fetch(&self, sha256: &str, sink: &mut dyn Write) -> Result<u64, String>;
+}
+
+/// What a policy may use while converging.
+pub struct Context<'a> {
+    /// Volatile directory for caches and per-policy state.
+    pub state_dir: &'a Path,
+    pub fetcher: &'a dyn Fetch,
+    /// True once the agent was asked to stop; policies return between items.
+    pub stop_requested: &'a dyn Fn() -> bool,
+}
+
+/// One policy of the bundle.
+pub trait Policy {
+    /// The policy's name in bundles and reports.
+    fn name(&self) -> &'static str;
+    /// Converges every item, returning one outcome per item.
+    fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome>;
+}
+
+/// Converges every policy the bundle manages, in a fixed order.
+pub fn converge(bundle: &Bundle, ctx: &Context<'_>) -> Vec<Outcome> {
+    let mut policies: Vec<Box<dyn Policy + '_>> = Vec::new();
+    if let Some(spec) = &bundle.policies.file_distribution {
+        policies.push(Box::new(file_distribution::FileDistributionPolicy { spec }));
+    }
+    let mut outcomes = Vec::new();
+    for policy in policies {
+        if (ctx.stop_requested)() {
+            eprintln!(
+                "stop requested: not converging {} or later policies",
+                policy.name()
+            );
+            break;
+        }
+        outcomes.extend(policy.converge(ctx));
+    }
+    outcomes
+}

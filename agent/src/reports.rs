@@ -1,0 +1,225 @@
+//! The report queue: status messages waiting for the backend's ack, kept in the state dir.
+//!
+//! Reports carry a sequence number; the backend acks the highest one it stored and only then
+//! are they dropped, so an outage loses nothing (up to the queue bound).
+
+use std::collections::VecDeque;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use apiary_proto::device_api::{Level, Report};
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil;
+
+/// Reports kept while the backend is unreachable; older ones are dropped first.
+pub const MAX_QUEUED: usize = 1000;
+/// Reports sent in one check-in; the rest follow in later ones.
+pub const MAX_PER_CHECKIN: usize = 200;
+
+/// A new report, before it gets its sequence number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewReport {
+    pub level: Level,
+    pub policy: String,
+    pub item: Option<String>,
+    pub message: String,
+    pub output: Option<String>,
+    pub bundle_serial: Option<u64>,
+}
+
+/// The persisted queue.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReportQueue {
+    /// Random id of this queue; a new queue (after a reboot wiped tmpfs) restarts `seq` safely.
+    queue_id: String,
+    next_seq: u64,
+    /// Reports dropped because the queue was full, not yet told to the backend.
+    dropped: u64,
+    reports: VecDeque<Report>,
+    #[serde(skip)]
+    dirty: bool,
+    #[serde(skip)]
+    path: PathBuf,
+}
+
+impl ReportQueue {
+    /// Loads the queue from `state_dir`, or starts a new one if there is none or it is unreadable.
+    pub fn load(state_dir: &Path) -> Self {
+        let path = state_dir.join("reports.json");
+        let loaded = fsutil::read_optional(&path)
+            .ok()
+            .flatten()
+            .and_then(
+                |bytes| match serde_json::from_slice::<ReportQueue>(&bytes) {
+                    Ok(q) => Some(q),
+                    Err(e) => {
+                        eprintln!(
+                            "warning: discarding unreadable report queue {}: {e}",
+                            path.display()
+                        );
+                        None
+                    }
+                },
+            );
+        let mut queue = loaded.unwrap_or_else(|| ReportQueue {
+            queue_id: new_queue_id(),
+            next_seq: 1,
+            dropped: 0,
+            reports: VecDeque::new(),
+            dirty: true,
+            path: PathBuf::new(),
+        });
+        queue.path = path;
+        queue
+    }
+
+    /// The queue's id, sent with every check-in.
+    pub fn id(&self) -> &str {
+        &self.queue_id
+    }
+
+    /// Appends a report, dropping the oldest when full.
+    pub fn push(&mut self, report: NewReport, now: u64) {
+        if self.reports.len() >= MAX_QUEUED {
+            self.reports.pop_front();
+            self.dropped += 1;
+        }
+        self.reports.push_back(Report {
+            seq: self.next_seq,
+            time: now,
+            level: report.level,
+            policy: report.policy,
+            item: report.item,
+            message: report.message,
+            output: report.output,
+            bundle_serial: report.bundle_serial,
+        });
+        self.next_seq += 1;
+        self.dirty = true;
+    }
+
+    /// The oldest unacked reports, at most [`MAX_PER_CHECKIN`].
+    pub fn pending(&self) -> Vec<Report> {
+        self.reports.iter().take(MAX_PER_CHECKIN).cloned().collect()
+    }
+
+    /// Number of unacked reports.
+    pub fn len(&self) -> usize {
+        self.reports.len()
+    }
+
+    /// Drops every report up to and including `seq`; tells of earlier drops once delivery works.
+    pub fn ack(&mut self, seq: u64, now: u64) {
+        let before = self.reports.len();
+        while self.reports.front().is_some_and(|r| r.seq <= seq) {
+            self.reports.pop_front();
+        }
+        if self.reports.len() != before {
+            self.dirty = true;
+        }
+        if self.dropped > 0 {
+            let dropped = std::mem::take(&mut self.dropped);
+            self.push(
+                NewReport {
+                    level: Level::Warning,
+                    policy: "agent".into(),
+                    item: None,
+                    message: format!(
+                        "{dropped} reports were dropped because the queue of {MAX_QUEUED} was full while the backend was unreachable"
+                    ),
+                    output: None,
+                    bundle_serial: None,
+                },
+                now,
+            );
+        }
+    }
+
+    /// Writes the queue to the state dir if it changed.
+    pub fn save(&mut self) -> io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(self).expect("queue serialises infallibly");
+        fsutil::write_atomic(&self.path, &bytes, 0o600)?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+fn new_queue_id() -> String {
+    let mut bytes = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("the system random source is available");
+    apiary_proto::hex::encode(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(msg: &str) -> NewReport {
+        NewReport {
+            level: Level::Info,
+            policy: "p".into(),
+            item: None,
+            message: msg.into(),
+            output: None,
+            bundle_serial: None,
+        }
+    }
+
+    #[test]
+    fn unacked_reports_survive_a_reload_and_are_resent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = ReportQueue::load(dir.path());
+        q.push(report("a"), 1);
+        q.push(report("b"), 2);
+        q.save().unwrap();
+
+        let mut q = ReportQueue::load(dir.path());
+        let pending = q.pending();
+        assert_eq!(pending.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+        q.ack(1, 3);
+        assert_eq!(q.pending()[0].message, "b");
+        q.save().unwrap();
+
+        let q2 = ReportQueue::load(dir.path());
+        assert_eq!(q2.id(), q.id());
+        assert_eq!(q2.pending().len(), 1);
+    }
+
+    #[test]
+    fn ack_of_unknown_seq_keeps_newer_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = ReportQueue::load(dir.path());
+        q.push(report("a"), 1);
+        q.ack(0, 1);
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn overflow_drops_oldest_and_says_so_after_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = ReportQueue::load(dir.path());
+        for i in 0..MAX_QUEUED + 5 {
+            q.push(report(&i.to_string()), 1);
+        }
+        assert_eq!(q.len(), MAX_QUEUED);
+        assert_eq!(q.pending()[0].message, "5");
+        assert_eq!(q.pending().len(), MAX_PER_CHECKIN);
+        let last = q.reports.back().unwrap().seq;
+        q.ack(last, 2);
+        assert_eq!(q.len(), 1);
+        assert!(q.pending()[0].message.starts_with("5 reports were dropped"));
+    }
+
+    #[test]
+    fn corrupt_queue_file_starts_a_fresh_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("reports.json"), b"{not json").unwrap();
+        let q = ReportQueue::load(dir.path());
+        assert_eq!(q.len(), 0);
+    }
+}

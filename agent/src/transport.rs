@@ -1,0 +1,220 @@
+//! HTTPS to the device API: one ureq agent per run, so a cycle's requests share a connection.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use apiary_proto::device_api::ErrorBody;
+use serde::{Serialize, de::DeserializeOwned};
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
+
+/// Largest JSON answer accepted (a bundle with many files stays far below this).
+const MAX_JSON_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("invalid TLS material: {0}")]
+    Tls(String),
+    #[error("request to {url} failed: {source}")]
+    Request { url: String, source: ureq::Error },
+    #[error("{url} answered {status}: {message}")]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("reading the answer of {url} failed: {message}")]
+    Body { url: String, message: String },
+}
+
+/// A client for one backend.
+pub struct Transport {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Transport {
+    /// A client without a client certificate, trusting `roots` (PEM), for enrolment.
+    pub fn anonymous(base: &str, roots_pem: &[u8]) -> Result<Self, TransportError> {
+        Self::build(base, roots_pem, None)
+    }
+
+    /// A client presenting the device certificate, trusting only the pinned CA.
+    pub fn mutual(
+        base: &str,
+        ca_pem: &[u8],
+        cert_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<Self, TransportError> {
+        let chain = pem_certs(cert_pem)?;
+        let key = PrivateKey::from_pem(key_pem).map_err(|e| TransportError::Tls(e.to_string()))?;
+        Self::build(base, ca_pem, Some(ClientCert::new_with_certs(&chain, key)))
+    }
+
+    fn build(
+        base: &str,
+        roots_pem: &[u8],
+        client_cert: Option<ClientCert>,
+    ) -> Result<Self, TransportError> {
+        let roots = pem_certs(roots_pem)?;
+        if roots.is_empty() {
+            return Err(TransportError::Tls("no CA certificate found".into()));
+        }
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .root_certs(RootCerts::new_with_certs(&roots))
+            .client_cert(client_cert)
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .https_only(true)
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_per_read(Some(Duration::from_secs(60)))
+            .timeout_per_write(Some(Duration::from_secs(60)))
+            .user_agent(format!("apiary-agent/{}", apiary_proto::VERSION))
+            .build()
+            .new_agent();
+        Ok(Self {
+            agent,
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// `POST`s JSON and decodes a JSON answer.
+    pub fn post_json<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, TransportError> {
+        let url = self.url(path);
+        let response =
+            self.agent
+                .post(&url)
+                .send_json(body)
+                .map_err(|source| TransportError::Request {
+                    url: url.clone(),
+                    source,
+                })?;
+        decode_json(&url, response)
+    }
+
+    /// `GET`s a JSON document.
+    pub fn get_json<R: DeserializeOwned>(&self, path: &str) -> Result<R, TransportError> {
+        let url = self.url(path);
+        let response = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|source| TransportError::Request {
+                url: url.clone(),
+                source,
+            })?;
+        decode_json(&url, response)
+    }
+
+    /// Streams `GET path` into `sink`, returning the byte count.
+    pub fn download(&self, path: &str, sink: &mut dyn Write) -> Result<u64, TransportError> {
+        let url = self.url(path);
+        let mut response =
+            self.agent
+                .get(&url)
+                .call()
+                .map_err(|source| TransportError::Request {
+                    url: url.clone(),
+                    source,
+                })?;
+        check_status(&url, &mut response)?;
+        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = reader.read(&mut buf).map_err(|e| TransportError::Body {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+            if n == 0 {
+                return Ok(total);
+            }
+            sink.write_all(&buf[..n])
+                .map_err(|e| TransportError::Body {
+                    url: url.clone(),
+                    message: format!("writing to disk: {e}"),
+                })?;
+            total += n as u64;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+fn check_status(
+    url: &str,
+    response: &mut ureq::http::Response<ureq::Body>,
+) -> Result<(), TransportError> {
+    let status = response.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024)
+        .read_to_string()
+        .unwrap_or_default();
+    let message = serde_json::from_str::<ErrorBody>(&text)
+        .map(|b| b.error)
+        .unwrap_or(text);
+    Err(TransportError::Status {
+        url: url.to_string(),
+        status,
+        message,
+    })
+}
+
+fn decode_json<R: DeserializeOwned>(
+    url: &str,
+    mut response: ureq::http::Response<ureq::Body>,
+) -> Result<R, TransportError> {
+    check_status(url, &mut response)?;
+    response
+        .body_mut()
+        .with_config()
+        .limit(MAX_JSON_BYTES)
+        .read_json()
+        .map_err(|e| TransportError::Body {
+            url: url.to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// Parses every certificate in a PEM bundle.
+pub fn pem_certs(pem: &[u8]) -> Result<Vec<Certificate<'static>>, TransportError> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item.map_err(|e| TransportError::Tls(e.to_string()))? {
+            ureq::tls::PemItem::Certificate(c) => certs.push(c),
+            _ => continue,
+        }
+    }
+    Ok(certs)
+}
+
+/// Well-known locations of the system CA bundle.
+const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/ca-bundle.pem",
+];
+
+/// The system CA bundle, for enrolling against a server with a publicly trusted certificate.
+pub fn system_roots() -> Option<Vec<u8>> {
+    SYSTEM_CA_BUNDLES
+        .iter()
+        .find_map(|path| std::fs::read(path).ok())
+}

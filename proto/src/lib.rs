@@ -1,0 +1,28 @@
+//! The contract between `apiary-agent` and `apiary-backend`.
+//!
+//! Everything that crosses the wire between a device and the backend is defined
+//! here, together with the signing and verification of the bytes that carry
+//! trust: enrolment requests (signed by the device key) and desired-state
+//! bundles (signed by the backend's bundle-signing key).
+
+pub mod bundle;
+pub mod device_api;
+pub mod digest;
+pub mod hex;
+pub mod pem;
+pub mod signed;
+
+/// Version of the agent and backend, sent in every check-in.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Paths of the device API, relative to the device URL.
+pub mod paths {
+    /// `POST`: enrol a device with a bootstrap key.
+    pub const BOOTSTRAP: &str = "/v1/bootstrap";
+    /// `GET /v1/bootstrap/{device_id}`: the outcome of an enrolment.
+    pub const BOOTSTRAP_STATUS_PREFIX: &str = "/v1/bootstrap/";
+    /// `POST` over mTLS: the one request of a cycle.
+    pub const CHECKIN: &str = "/v1/checkin";
+    /// `GET /v1/files/{sha256}` over mTLS, with `Range` support.
+    pub const FILES_PREFIX: &str = "/v1/files/";
+}
