@@ -1,1 +1,15 @@
+//! `apiary-backend`: the device API, the operator API and (later) the dashboard, over one
+//! store; plus the client side used by the `apiary` operator CLI.
 
+pub mod blobs;
+pub mod cli;
+pub mod config;
+pub mod datadir;
+pub mod device_api;
+pub mod error;
+pub mod operator_api;
+pub mod pki;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod tls_server;

@@ -1,0 +1,342 @@
+//! The `apiary` command line: parsing and running each command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use super::client::{Client, ClientError, encode};
+use super::output;
+
+/// Apiary operator CLI.
+#[derive(Parser)]
+#[command(name = "apiary", version, about = "Apiary operator CLI")]
+pub struct Cli {
+    /// Operator API URL
+    #[arg(
+        long,
+        env = "APIARY_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    server: String,
+    /// API token (the admin token is in <data-dir>/admin.token)
+    #[arg(long, env = "APIARY_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// CA certificate (PEM) to verify an https server with; default: the system CA bundle
+    #[arg(long, env = "APIARY_CA_CERT", global = true)]
+    ca_cert: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Keys devices enrol with
+    #[command(subcommand)]
+    BootstrapKeys(KeysCmd),
+    /// Enrolled and pending devices
+    #[command(subcommand)]
+    Devices(DevicesCmd),
+    /// The file manager
+    #[command(subcommand)]
+    Files(FilesCmd),
+    /// Policy configuration of a node (group path like /prod/oslo, or a device id)
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Make every draft active and recompile the impacted devices' bundles
+    Commit {
+        /// What the change is for
+        #[arg(short, long)]
+        message: String,
+        /// Only list what would change
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Committed change sets
+    #[command(subcommand)]
+    Commits(CommitsCmd),
+    /// Print the CA certificate agents pin (for `apiary-agent bootstrap --ca-cert`)
+    Ca,
+}
+
+#[derive(Args)]
+struct JsonFlag {
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create a key and print it (it is not shown again)
+    Create {
+        /// Group new devices land in (default: unassigned)
+        #[arg(long)]
+        group: Option<String>,
+        /// Approve devices enrolling with this key without an operator
+        #[arg(long)]
+        auto_accept: bool,
+    },
+    /// List keys
+    List(JsonFlag),
+    /// Revoke a key: devices can no longer enrol with it
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum DevicesCmd {
+    /// List devices
+    List {
+        /// Only devices waiting for approval
+        #[arg(long)]
+        pending: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show a device: facts, last check-in, applied commit, recent reports
+    Show {
+        /// Device id, a unique id prefix, or the device name
+        device: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Approve a pending device
+    Approve { device: String },
+    /// Reject a device
+    Reject { device: String },
+}
+
+#[derive(Subcommand)]
+enum FilesCmd {
+    /// Upload a local file to the file manager
+    Upload { local: PathBuf, remote: String },
+    /// List files
+    List(JsonFlag),
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Draft a policy document for a node
+    Set {
+        node: String,
+        policy: String,
+        /// JSON document (- for stdin)
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Draft removing a node's own document for a policy (it inherits again)
+    Unset { node: String, policy: String },
+    /// Show a node's active and draft documents (and a device's effective ones)
+    Show {
+        node: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+enum CommitsCmd {
+    /// List commits, newest first
+    List(JsonFlag),
+}
+
+/// Parses the command line, runs it, and returns the process exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), ClientError> {
+    let token = cli.token.clone().ok_or_else(|| {
+        ClientError::Usage("no API token: pass --token or set APIARY_TOKEN (the admin token is in <data-dir>/admin.token)".into())
+    })?;
+    let roots = match &cli.ca_cert {
+        Some(p) => std::fs::read(p)
+            .map_err(|e| ClientError::Usage(format!("cannot read {}: {e}", p.display())))?,
+        None => system_roots(),
+    };
+    let c = Client::new(&cli.server, token.trim(), &roots)?;
+    match cli.command {
+        Command::BootstrapKeys(cmd) => match cmd {
+            KeysCmd::Create { group, auto_accept } => {
+                let created = c.post(
+                    "/bootstrap-keys",
+                    &json!({"group": group, "auto_accept": auto_accept}),
+                )?;
+                println!("{}", created["key"].as_str().unwrap_or_default());
+            }
+            KeysCmd::List(j) => output::print(&c.get("/bootstrap-keys")?, j.json, output::keys),
+            KeysCmd::Revoke { id } => {
+                c.delete(&format!("/bootstrap-keys/{id}"))?;
+                eprintln!("bootstrap key {id} revoked");
+            }
+        },
+        Command::Devices(cmd) => match cmd {
+            DevicesCmd::List { pending, json } => {
+                let path = if pending {
+                    "/devices?status=pending"
+                } else {
+                    "/devices"
+                };
+                output::print(&c.get(path)?, json.json, output::devices);
+            }
+            DevicesCmd::Show { device, json } => {
+                let id = resolve_device(&c, &device)?;
+                output::print(
+                    &c.get(&format!("/devices/{id}"))?,
+                    json.json,
+                    output::device,
+                );
+            }
+            DevicesCmd::Approve { device } => {
+                let id = resolve_device(&c, &device)?;
+                let d = c.post(&format!("/devices/{id}/approve"), &json!({}))?;
+                eprintln!(
+                    "device {} ({}) approved",
+                    id,
+                    d["name"].as_str().unwrap_or_default()
+                );
+            }
+            DevicesCmd::Reject { device } => {
+                let id = resolve_device(&c, &device)?;
+                c.post(&format!("/devices/{id}/reject"), &json!({}))?;
+                eprintln!("device {id} rejected");
+            }
+        },
+        Command::Files(cmd) => match cmd {
+            FilesCmd::Upload { local, remote } => {
+                let file = std::fs::File::open(&local).map_err(|e| {
+                    ClientError::Usage(format!("cannot open {}: {e}", local.display()))
+                })?;
+                let remote = format!("/{}", remote.trim_start_matches('/'));
+                let entry = c.put_file(&format!("/files{}", encode(&remote, true)), &file)?;
+                eprintln!(
+                    "uploaded {} ({} bytes, sha256 {})",
+                    entry["path"].as_str().unwrap_or_default(),
+                    entry["size"],
+                    entry["sha256"].as_str().unwrap_or_default()
+                );
+            }
+            FilesCmd::List(j) => output::print(&c.get("/files")?, j.json, output::files),
+        },
+        Command::Config(cmd) => match cmd {
+            ConfigCmd::Set { node, policy, file } => {
+                let text = if file.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin())
+                        .map_err(|e| ClientError::Usage(format!("reading stdin: {e}")))?
+                } else {
+                    std::fs::read_to_string(&file).map_err(|e| {
+                        ClientError::Usage(format!("cannot read {}: {e}", file.display()))
+                    })?
+                };
+                let body: Value = serde_json::from_str(&text).map_err(|e| {
+                    ClientError::Usage(format!("{} is not valid JSON: {e}", file.display()))
+                })?;
+                let node = resolve_node(&c, &node)?;
+                c.put_json(
+                    &format!(
+                        "/config/{}?node={}",
+                        encode(&policy, false),
+                        encode(&node, false)
+                    ),
+                    &body,
+                )?;
+                eprintln!("drafted {policy} on {node}; `apiary commit -m MESSAGE` makes it active");
+            }
+            ConfigCmd::Unset { node, policy } => {
+                let node = resolve_node(&c, &node)?;
+                c.delete(&format!(
+                    "/config/{}?node={}",
+                    encode(&policy, false),
+                    encode(&node, false)
+                ))?;
+                eprintln!("drafted removing {policy} from {node}; commit to make it active");
+            }
+            ConfigCmd::Show { node, json } => {
+                let node = resolve_node(&c, &node)?;
+                output::print(
+                    &c.get(&format!("/config?node={}", encode(&node, false)))?,
+                    json.json,
+                    output::config,
+                );
+            }
+        },
+        Command::Commit {
+            message,
+            dry_run,
+            json,
+        } => {
+            let outcome = c.post("/commits", &json!({"message": message, "dry_run": dry_run}))?;
+            output::print(&outcome, json.json, output::commit_outcome);
+        }
+        Command::Commits(CommitsCmd::List(j)) => {
+            output::print(&c.get("/commits")?, j.json, output::commits)
+        }
+        Command::Ca => print!("{}", c.get_text("/ca")?),
+    }
+    Ok(())
+}
+
+/// Group paths pass through; anything else names a device.
+fn resolve_node(c: &Client, node: &str) -> Result<String, ClientError> {
+    if node.starts_with('/') {
+        Ok(node.to_string())
+    } else {
+        resolve_device(c, node)
+    }
+}
+
+/// Accepts a full id, a unique id prefix, or a unique device name.
+fn resolve_device(c: &Client, text: &str) -> Result<String, ClientError> {
+    if apiary_proto::digest::is_sha256_hex(text) {
+        return Ok(text.to_string());
+    }
+    let devices = c.get("/devices")?;
+    let all = devices.as_array().cloned().unwrap_or_default();
+    let id_of = |d: &Value| d["id"].as_str().unwrap_or_default().to_string();
+    let by_name: Vec<String> = all
+        .iter()
+        .filter(|d| d["name"] == text)
+        .map(id_of)
+        .collect();
+    let by_prefix: Vec<String> = all
+        .iter()
+        .map(id_of)
+        .filter(|id| id.starts_with(text))
+        .collect();
+    let matches = if by_name.is_empty() {
+        by_prefix
+    } else {
+        by_name
+    };
+    match matches.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(ClientError::Usage(format!(
+            "no device with id prefix or name {text:?}"
+        ))),
+        many => Err(ClientError::Usage(format!(
+            "{text:?} matches {} devices; give more of the id",
+            many.len()
+        ))),
+    }
+}
+
+fn system_roots() -> Vec<u8> {
+    [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/cert.pem",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read(p).ok())
+    .unwrap_or_default()
+}

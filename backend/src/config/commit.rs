@@ -1,0 +1,169 @@
+//! Commits: drafts become active at once, and every device whose bundle changes gets a new
+//! signed one in the same transaction.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::compile::{self, CompileError};
+use super::effective::ConfigTree;
+use crate::state::AppState;
+use crate::store::{
+    Commit, ConfigChange, Device, DeviceStatus, FileEntry, StoreError, StoredBundle, Timestamp,
+};
+
+/// Why a commit did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("nothing to commit: no drafts, and no device's bundle would change")]
+    NothingToCommit,
+    #[error("device {device}: {source}")]
+    Compile {
+        device: String,
+        source: CompileError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a commit did (or, dry-run, would do).
+#[derive(Debug, Serialize)]
+pub struct CommitOutcome {
+    /// `None` for a dry run.
+    pub id: Option<i64>,
+    pub message: String,
+    pub changes: Vec<ConfigChange>,
+    /// Devices whose bundle changes.
+    pub impacted_devices: Vec<String>,
+}
+
+/// Applies all drafts (or with `dry_run`, only reports what would change).
+pub async fn commit(
+    state: &AppState,
+    author: &str,
+    message: &str,
+    dry_run: bool,
+    now: Timestamp,
+) -> Result<CommitOutcome, CommitError> {
+    // One commit at a time: ids and bundle serials are assigned from the current state.
+    let _guard = state.commit_lock.lock().await;
+    let store = &state.store;
+    let mut tree = ConfigTree::new(store.active_config().await?);
+    let mut changes = Vec::new();
+    for (node, policy, body) in store.drafts().await? {
+        let before = tree.get(&node, &policy).cloned();
+        if before != body {
+            changes.push(ConfigChange {
+                node: node.clone(),
+                policy: policy.clone(),
+                before,
+                after: body.clone(),
+            });
+        }
+        tree.set(&node, &policy, body);
+    }
+
+    let id = store.next_commit_id().await?;
+    let bundles = compile_all(state, &tree, id, now).await?;
+    if changes.is_empty() && bundles.is_empty() {
+        return Err(CommitError::NothingToCommit);
+    }
+    let impacted_devices = bundles.iter().map(|b| b.device_id.clone()).collect();
+    if dry_run {
+        return Ok(CommitOutcome {
+            id: None,
+            message: message.to_string(),
+            changes,
+            impacted_devices,
+        });
+    }
+    store
+        .apply_commit(
+            Commit {
+                id,
+                author: author.to_string(),
+                message: message.to_string(),
+                created_at: now,
+                changes: changes.clone(),
+            },
+            bundles,
+        )
+        .await?;
+    Ok(CommitOutcome {
+        id: Some(id),
+        message: message.to_string(),
+        changes,
+        impacted_devices,
+    })
+}
+
+/// Compiles a new bundle for one device from the active configuration, if its content changed
+/// (or it has none yet). Used when a device is approved.
+pub async fn refresh_device(
+    state: &AppState,
+    device: &Device,
+    now: Timestamp,
+) -> Result<(), CommitError> {
+    let _guard = state.commit_lock.lock().await;
+    let tree = ConfigTree::new(state.store.active_config().await?);
+    let files = file_index(state).await?;
+    let commit_id = state.store.latest_commit_id().await?;
+    if let Some(bundle) = bundle_for(state, &tree, &files, device, commit_id, now).await? {
+        state.store.insert_bundles(vec![bundle]).await?;
+    }
+    Ok(())
+}
+
+async fn compile_all(
+    state: &AppState,
+    tree: &ConfigTree,
+    commit_id: i64,
+    now: Timestamp,
+) -> Result<Vec<StoredBundle>, CommitError> {
+    let files = file_index(state).await?;
+    let mut out = Vec::new();
+    for device in state
+        .store
+        .list_devices(Some(DeviceStatus::Approved))
+        .await?
+    {
+        if let Some(b) = bundle_for(state, tree, &files, &device, commit_id, now).await? {
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
+
+async fn bundle_for(
+    state: &AppState,
+    tree: &ConfigTree,
+    files: &BTreeMap<String, FileEntry>,
+    device: &Device,
+    commit_id: i64,
+    now: Timestamp,
+) -> Result<Option<StoredBundle>, CommitError> {
+    let effective = tree.effective_for_device(&device.id, device.group.as_deref());
+    let compiled = compile::compile(&effective, files).map_err(|source| CommitError::Compile {
+        device: device.id.clone(),
+        source,
+    })?;
+    let current = state.store.current_bundle(&device.id).await?;
+    Ok(compile::next_bundle(
+        &device.id,
+        compiled,
+        current.as_ref(),
+        commit_id,
+        now,
+        &state.signer,
+    ))
+}
+
+async fn file_index(state: &AppState) -> Result<BTreeMap<String, FileEntry>, StoreError> {
+    Ok(state
+        .store
+        .list_files()
+        .await?
+        .into_iter()
+        .map(|f| (f.path.clone(), f))
+        .collect())
+}

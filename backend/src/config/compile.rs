@@ -1,0 +1,218 @@
+//! Compiling a device's bundle from its effective configuration, deterministically.
+//!
+//! The same configuration and files always give the same bytes, so a recompile that changes
+//! nothing is recognised (equal content hash) and the device keeps its signed bundle.
+
+use std::collections::BTreeMap;
+
+use apiary_proto::bundle::{
+    self, Bundle, DistributedFile, FileDistribution, FileSet, Policies, Settings,
+};
+use apiary_proto::digest::sha256_hex;
+use apiary_proto::signed::BundleSigner;
+
+use super::effective::Effective;
+use super::policies::{PolicyConfig, PolicyError};
+use crate::store::{FileEntry, StoredBundle, Timestamp};
+
+/// Why a bundle could not be compiled.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CompileError {
+    #[error("policy {policy} set on {node} is invalid: {source}")]
+    Policy {
+        policy: String,
+        node: String,
+        source: PolicyError,
+    },
+    #[error("file_distribution set on {node} uses {path}, which is not in the file manager")]
+    MissingFile { node: String, path: String },
+}
+
+/// The compiled policies of one device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compiled {
+    pub policies: Policies,
+    /// SHA-256 of every referenced file.
+    pub files: Vec<String>,
+    /// SHA-256 of the serialised policies.
+    pub content_hash: String,
+}
+
+/// Compiles the effective configuration, resolving file-manager paths to content digests.
+pub fn compile(
+    effective: &BTreeMap<String, Effective>,
+    files: &BTreeMap<String, FileEntry>,
+) -> Result<Compiled, CompileError> {
+    let mut policies = Policies::default();
+    let mut referenced = Vec::new();
+    for (name, eff) in effective {
+        let parsed =
+            PolicyConfig::parse(name, &eff.body).map_err(|source| CompileError::Policy {
+                policy: name.clone(),
+                node: eff.from.clone(),
+                source,
+            })?;
+        match parsed {
+            PolicyConfig::Settings(s) => {
+                let defaults = Settings::default();
+                policies.settings = Some(Settings {
+                    interval_seconds: s.interval_seconds.unwrap_or(defaults.interval_seconds),
+                    reports: s.reports.unwrap_or(defaults.reports),
+                });
+            }
+            PolicyConfig::FileDistribution(fd) => {
+                let mut sets = Vec::with_capacity(fd.sets.len());
+                for set in fd.sets {
+                    let mut out = Vec::with_capacity(set.files.len());
+                    for f in set.files {
+                        let entry =
+                            files
+                                .get(&f.source)
+                                .ok_or_else(|| CompileError::MissingFile {
+                                    node: eff.from.clone(),
+                                    path: f.source.clone(),
+                                })?;
+                        referenced.push(entry.sha256.clone());
+                        out.push(DistributedFile {
+                            source: f.source,
+                            sha256: entry.sha256.clone(),
+                            size: entry.size,
+                            destination: f.destination,
+                            template: f.template,
+                        });
+                    }
+                    sets.push(FileSet {
+                        label: set.label,
+                        pre_condition: set.pre_condition,
+                        command: set.command,
+                        parameters: set.parameters,
+                        files: out,
+                    });
+                }
+                policies.file_distribution = Some(FileDistribution { sets });
+            }
+        }
+    }
+    referenced.sort();
+    referenced.dedup();
+    let content_hash =
+        sha256_hex(&serde_json::to_vec(&policies).expect("policies serialise infallibly"));
+    Ok(Compiled {
+        policies,
+        files: referenced,
+        content_hash,
+    })
+}
+
+/// Signs a new bundle if the compiled content differs from the device's current bundle.
+pub fn next_bundle(
+    device_id: &str,
+    compiled: Compiled,
+    current: Option<&StoredBundle>,
+    commit_id: i64,
+    now: Timestamp,
+    signer: &BundleSigner,
+) -> Option<StoredBundle> {
+    if current.is_some_and(|c| c.content_hash == compiled.content_hash) {
+        return None;
+    }
+    let serial = current.map_or(1, |c| c.serial + 1);
+    let payload = Bundle {
+        format: bundle::FORMAT,
+        device_id: device_id.to_string(),
+        serial,
+        commit_id: commit_id.max(0) as u64,
+        issued_at: now.max(0) as u64,
+        policies: compiled.policies,
+    };
+    let envelope = signer.sign(&payload);
+    Some(StoredBundle {
+        device_id: device_id.to_string(),
+        serial,
+        commit_id,
+        hash: envelope.payload_hash(),
+        content_hash: compiled.content_hash,
+        envelope: serde_json::to_string(&envelope).expect("envelope serialises infallibly"),
+        created_at: now,
+        files: compiled.files,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn files() -> BTreeMap<String, FileEntry> {
+        BTreeMap::from([(
+            "/a.tmpl".to_string(),
+            FileEntry {
+                path: "/a.tmpl".into(),
+                sha256: sha256_hex(b"a"),
+                size: 1,
+                uploaded_at: 0,
+                uploaded_by: "t".into(),
+            },
+        )])
+    }
+
+    fn effective(params: serde_json::Value) -> BTreeMap<String, Effective> {
+        BTreeMap::from([
+            (
+                "file_distribution".to_string(),
+                Effective {
+                    from: "/".into(),
+                    body: json!({"sets": [{"parameters": params,
+                        "files": [{"source": "/a.tmpl", "destination": "/etc/a", "template": true}]}]}),
+                },
+            ),
+            (
+                "settings".to_string(),
+                Effective {
+                    from: "/".into(),
+                    body: json!({}),
+                },
+            ),
+        ])
+    }
+
+    #[test]
+    fn compilation_is_deterministic() {
+        // Parameter insertion order must not matter.
+        let a = compile(&effective(json!({"b": "2", "a": "1"})), &files()).unwrap();
+        let b = compile(&effective(json!({"a": "1", "b": "2"})), &files()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.files, [sha256_hex(b"a")]);
+        assert_eq!(a.policies.settings, Some(Settings::default()));
+    }
+
+    #[test]
+    fn unchanged_content_keeps_the_current_bundle() {
+        let signer = BundleSigner::from_pkcs8(&BundleSigner::generate_pkcs8().unwrap()).unwrap();
+        let c = compile(&effective(json!({})), &files()).unwrap();
+        let first = next_bundle("d", c.clone(), None, 1, 10, &signer).unwrap();
+        assert_eq!(first.serial, 1);
+        assert!(next_bundle("d", c, Some(&first), 2, 11, &signer).is_none());
+        let changed = compile(&effective(json!({"k": "v"})), &files()).unwrap();
+        let second = next_bundle("d", changed, Some(&first), 2, 11, &signer).unwrap();
+        assert_eq!((second.serial, second.commit_id), (2, 2));
+        let env: apiary_proto::signed::Envelope = serde_json::from_str(&second.envelope).unwrap();
+        let verified = apiary_proto::bundle::verify(
+            &env,
+            &signer.public_key_hex(),
+            "d",
+            Some((1, &first.hash)),
+        )
+        .unwrap();
+        assert_eq!(verified.serial, 2);
+    }
+
+    #[test]
+    fn missing_file_names_node_and_path() {
+        let err = compile(&effective(json!({})), &BTreeMap::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "file_distribution set on / uses /a.tmpl, which is not in the file manager"
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! The check-in: reports in, acks and (only if it changed) the bundle out.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Extension, State};
+
+use apiary_proto::device_api::{CheckinRequest, CheckinResponse};
+use apiary_proto::signed::Envelope;
+
+use crate::error::ApiError;
+use crate::state::{Shared, now};
+use crate::tls_server::ConnInfo;
+
+/// Reports accepted per check-in; the agent sends fewer and keeps the rest queued.
+const MAX_REPORTS: usize = 1000;
+const MAX_MESSAGE: usize = 8 * 1024;
+const MAX_OUTPUT: usize = 16 * 1024;
+
+/// `POST /v1/checkin` (mTLS).
+pub async fn checkin(
+    State(state): State<Shared>,
+    Extension(conn): Extension<ConnInfo>,
+    body: Result<Json<CheckinRequest>, JsonRejection>,
+) -> Result<Json<CheckinResponse>, ApiError> {
+    let device = super::authenticated_device(&state, &conn).await?;
+    let Json(mut request) = body.map_err(ApiError::from_json)?;
+    if request.queue_id.is_empty() || request.queue_id.len() > 64 {
+        return Err(ApiError::bad_request("queue_id must be 1 to 64 characters"));
+    }
+    if request.reports.len() > MAX_REPORTS {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_REPORTS} reports per check-in"
+        )));
+    }
+    // Oversized reports are cut, not refused: a refused report would block the agent's queue.
+    for r in &mut request.reports {
+        truncate(&mut r.message, MAX_MESSAGE);
+        if let Some(o) = &mut r.output {
+            truncate(o, MAX_OUTPUT);
+        }
+    }
+    let now = now();
+    let ack_seq = if request.reports.is_empty() {
+        None
+    } else {
+        state
+            .store
+            .insert_reports(&device.id, &request.queue_id, request.reports, now)
+            .await?
+    };
+    state
+        .store
+        .record_checkin(
+            &device.id,
+            now,
+            &request.agent_version,
+            request.bundle_hash.as_deref(),
+        )
+        .await?;
+
+    let bundle = match state.store.current_bundle(&device.id).await? {
+        Some(b) if request.bundle_hash.as_deref() != Some(b.hash.as_str()) => {
+            Some(serde_json::from_str::<Envelope>(&b.envelope).map_err(|e| {
+                ApiError::internal(format!("stored bundle of {} is corrupt: {e}", device.id))
+            })?)
+        }
+        _ => None,
+    };
+    Ok(Json(CheckinResponse { bundle, ack_seq }))
+}
+
+fn truncate(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(" [truncated]");
+    }
+}

@@ -1,0 +1,48 @@
+//! The device API (`/v1`): enrolment, the check-in, and file downloads.
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::state::Shared;
+
+mod checkin;
+mod enroll;
+mod files;
+
+/// The device API router.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route(apiary_proto::paths::BOOTSTRAP, post(enroll::bootstrap))
+        .route("/v1/bootstrap/{device_id}", get(enroll::status))
+        .route(apiary_proto::paths::CHECKIN, post(checkin::checkin))
+        .route("/v1/files/{sha256}", get(files::download))
+        .fallback(|| async { crate::error::ApiError::not_found("no such device API endpoint") })
+        .with_state(state)
+}
+
+/// The approved device behind a connection's client certificate.
+pub(crate) async fn authenticated_device(
+    state: &Shared,
+    conn: &crate::tls_server::ConnInfo,
+) -> Result<crate::store::Device, crate::error::ApiError> {
+    use crate::error::ApiError;
+    let peer = conn
+        .peer
+        .as_ref()
+        .ok_or_else(|| ApiError::unauthorized("a device certificate is required"))?;
+    let device =
+        state.store.device(&peer.device_id).await?.ok_or_else(|| {
+            ApiError::forbidden(format!("device {} is not enrolled", peer.device_id))
+        })?;
+    // Only the certificate issued at approval counts: a rejected device's old one is dead.
+    let current = device.status == crate::store::DeviceStatus::Approved
+        && device.cert_fingerprint.as_deref() == Some(peer.fingerprint.as_str());
+    if !current {
+        return Err(ApiError::forbidden(format!(
+            "device {} is {} or presents a superseded certificate",
+            device.id,
+            device.status.as_str()
+        )));
+    }
+    Ok(device)
+}

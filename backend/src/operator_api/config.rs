@@ -1,0 +1,140 @@
+//! A node's configuration: set or unset a policy (as a draft), show active and draft.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Extension, Path, Query, State};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Actor;
+use crate::config::effective::{ConfigTree, Effective};
+use crate::config::node::Node;
+use crate::config::policies::PolicyConfig;
+use crate::error::ApiError;
+use crate::state::Shared;
+
+#[derive(Deserialize)]
+pub struct NodeQuery {
+    node: String,
+}
+
+/// A policy on one node: what is committed and what is drafted.
+#[derive(Serialize, Default)]
+pub struct PolicyState {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active: Option<serde_json::Value>,
+    /// Present when a draft exists; `null` inside means the draft unsets the policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    draft: Option<Option<serde_json::Value>>,
+}
+
+#[derive(Serialize)]
+pub struct NodeConfig {
+    node: String,
+    policies: BTreeMap<String, PolicyState>,
+    /// For a device: every committed policy in force and the node it comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    effective: Option<BTreeMap<String, Effective>>,
+}
+
+async fn resolve(state: &Shared, text: &str) -> Result<Node, ApiError> {
+    let node = Node::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let exists = match &node {
+        Node::Group(p) => state.store.group_exists(p).await?,
+        Node::Device(id) => state.store.device(id).await?.is_some(),
+    };
+    if !exists {
+        return Err(ApiError::not_found(format!("no such node {node}")));
+    }
+    Ok(node)
+}
+
+/// `GET /api/v1/config?node=N`.
+pub async fn show(
+    State(state): State<Shared>,
+    Query(q): Query<NodeQuery>,
+) -> Result<Json<NodeConfig>, ApiError> {
+    let node = resolve(&state, &q.node).await?;
+    let active = state.store.active_config().await?;
+    let mut policies: BTreeMap<String, PolicyState> = BTreeMap::new();
+    for e in active.iter().filter(|e| e.node == node.key()) {
+        policies.entry(e.policy.clone()).or_default().active = Some(e.body.clone());
+    }
+    for (n, policy, body) in state.store.drafts().await? {
+        if n == node.key() {
+            policies.entry(policy).or_default().draft = Some(body);
+        }
+    }
+    let effective = match &node {
+        Node::Device(id) => {
+            let device = state
+                .store
+                .device(id)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("no device {id}")))?;
+            Some(ConfigTree::new(active).effective_for_device(id, device.group.as_deref()))
+        }
+        Node::Group(_) => None,
+    };
+    Ok(Json(NodeConfig {
+        node: node.key().to_string(),
+        policies,
+        effective,
+    }))
+}
+
+/// `PUT /api/v1/config/{policy}?node=N`: drafts a policy document.
+pub async fn set(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    Path(policy): Path<String>,
+    Query(q): Query<NodeQuery>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body.map_err(ApiError::from_json)?;
+    let node = resolve(&state, &q.node).await?;
+    PolicyConfig::parse(&policy, &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    state
+        .store
+        .set_draft(node.key(), &policy, Some(body.clone()))
+        .await?;
+    super::audit(
+        &state,
+        &actor.0,
+        "config.set",
+        &format!("{node} {policy}"),
+        body.to_string(),
+    )
+    .await;
+    Ok(Json(
+        serde_json::json!({"node": node.key(), "policy": policy, "draft": body}),
+    ))
+}
+
+/// `DELETE /api/v1/config/{policy}?node=N`: drafts removing the node's own document.
+pub async fn unset(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    Path(policy): Path<String>,
+    Query(q): Query<NodeQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let node = resolve(&state, &q.node).await?;
+    if !crate::config::policies::POLICY_NAMES.contains(&policy.as_str()) {
+        return Err(ApiError::bad_request(
+            crate::config::policies::PolicyError::Unknown(policy).to_string(),
+        ));
+    }
+    state.store.set_draft(node.key(), &policy, None).await?;
+    super::audit(
+        &state,
+        &actor.0,
+        "config.unset",
+        &format!("{node} {policy}"),
+        "",
+    )
+    .await;
+    Ok(Json(
+        serde_json::json!({"node": node.key(), "policy": policy, "draft": null}),
+    ))
+}

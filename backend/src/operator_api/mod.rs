@@ -1,0 +1,74 @@
+//! The operator REST API (`/api/v1`): bearer-token auth, JSON in and out.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post, put};
+
+use crate::state::Shared;
+
+pub mod auth;
+mod bootstrap_keys;
+mod commits;
+mod config;
+pub mod devices;
+mod files;
+
+/// Largest file-manager upload.
+pub const MAX_UPLOAD_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// The operator API router (everything under `/api/v1` requires a token).
+pub fn router(state: Shared) -> Router {
+    let api = Router::new()
+        .route(
+            "/bootstrap-keys",
+            get(bootstrap_keys::list).post(bootstrap_keys::create),
+        )
+        .route(
+            "/bootstrap-keys/{id}",
+            axum::routing::delete(bootstrap_keys::revoke),
+        )
+        .route("/devices", get(devices::list))
+        .route("/devices/{id}", get(devices::show))
+        .route("/devices/{id}/approve", post(devices::approve_handler))
+        .route("/devices/{id}/reject", post(devices::reject))
+        .route("/files", get(files::list))
+        .route(
+            "/files/{*path}",
+            put(files::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES as usize)),
+        )
+        .route("/config", get(config::show))
+        .route("/config/{policy}", put(config::set).delete(config::unset))
+        .route("/commits", get(commits::list).post(commits::create))
+        .route("/audit", get(commits::audit))
+        .route("/ca", get(bootstrap_keys::ca))
+        .fallback(|| async { crate::error::ApiError::not_found("no such API endpoint") })
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .with_state(state);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(|| async { "ok\n" }))
+}
+
+/// Records an operator action.
+pub(crate) async fn audit(
+    state: &Shared,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: impl Into<String>,
+) {
+    let entry = crate::store::AuditEntry {
+        time: crate::state::now(),
+        actor: actor.to_string(),
+        action: action.to_string(),
+        target: target.to_string(),
+        detail: detail.into(),
+    };
+    if let Err(e) = state.store.audit(entry).await {
+        tracing::error!("cannot record audit entry {action} {target}: {e}");
+    }
+}

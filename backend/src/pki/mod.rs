@@ -1,0 +1,225 @@
+//! The backend's certificate authority: the device CA, the device-API server certificate,
+//! and device certificates issued for enrolled public keys.
+//!
+//! Every key is ECDSA P-384: the strongest curve ring (and so rustls' ring provider) signs.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P384_SHA384, PublicKeyData, SignatureAlgorithm,
+};
+use time::{Duration, OffsetDateTime};
+
+/// Why a certificate operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("device public key is not a P-384 uncompressed point")]
+    BadDeviceKey,
+    #[error("certificate cannot be parsed: {0}")]
+    Parse(String),
+}
+
+/// A certificate and its private key, both PEM.
+pub struct CertAndKey {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// The CA that signs the server certificate and every device certificate.
+pub struct Authority {
+    pub cert_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Authority {
+    /// Creates a new self-signed CA, valid for 20 years.
+    pub fn generate() -> Result<CertAndKey, PkiError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384)?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name("Apiary device CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::hours(1);
+        params.not_after = now + Duration::days(365 * 20);
+        let cert = params.self_signed(&key)?;
+        Ok(CertAndKey {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Loads the CA from its PEM certificate and key.
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::from_pem(key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
+        Ok(Self {
+            cert_pem: cert_pem.to_string(),
+            issuer,
+        })
+    }
+
+    /// Issues the device-API server certificate for `names` (DNS names or IP addresses).
+    pub fn issue_server(&self, names: &[String]) -> Result<CertAndKey, PkiError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384)?;
+        let mut params = CertificateParams::new(names.to_vec())?;
+        params.distinguished_name = name("Apiary device API");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        validity(&mut params, 825);
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(CertAndKey {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Issues a client certificate naming `device_id` for the device's raw P-384 public key.
+    pub fn issue_device(&self, device_id: &str, public_key: &[u8]) -> Result<String, PkiError> {
+        // An uncompressed P-384 point: 0x04 || X (48 bytes) || Y (48 bytes).
+        if public_key.len() != 97 || public_key[0] != 4 {
+            return Err(PkiError::BadDeviceKey);
+        }
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(device_id);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        validity(&mut params, 365 * 10);
+        let cert = params.signed_by(&RawP384(public_key), &self.issuer)?;
+        Ok(cert.pem())
+    }
+}
+
+fn validity(params: &mut CertificateParams, days: i64) {
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + Duration::days(days);
+    let mut serial = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut serial)
+        .expect("the system random source is available");
+    serial[0] &= 0x7f;
+    params.serial_number = Some(serial.to_vec().into());
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+struct RawP384<'a>(&'a [u8]);
+
+impl PublicKeyData for RawP384<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.0
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        &PKCS_ECDSA_P384_SHA384
+    }
+}
+
+/// What the backend learns from a presented client certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerCertificate {
+    /// The device id derived from the certificate's public key.
+    pub device_id: String,
+    /// SHA-256 of the certificate DER, matched against the certificate issued at approval.
+    pub fingerprint: String,
+}
+
+impl PeerCertificate {
+    /// Reads a DER client certificate (already verified against the CA by rustls).
+    pub fn from_der(der: &[u8]) -> Result<Self, PkiError> {
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Parse(e.to_string()))?;
+        let public_key = &cert.tbs_certificate.subject_pki.subject_public_key.data;
+        Ok(Self {
+            device_id: apiary_proto::digest::device_id(public_key),
+            fingerprint: apiary_proto::digest::sha256_hex(der),
+        })
+    }
+}
+
+/// The SHA-256 fingerprint of the first certificate in a PEM document.
+pub fn pem_fingerprint(pem: &str) -> Result<String, PkiError> {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    let der = CertificateDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| PkiError::Parse(e.to_string()))?;
+    Ok(apiary_proto::digest::sha256_hex(&der))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apiary_proto::signed::DeviceKey;
+
+    #[test]
+    fn issues_device_certificates_that_name_the_key() {
+        let ca = Authority::generate().unwrap();
+        let authority = Authority::load(&ca.cert_pem, &ca.key_pem).unwrap();
+        let key = DeviceKey::from_pkcs8(&DeviceKey::generate_pkcs8().unwrap()).unwrap();
+        let id = apiary_proto::digest::device_id(key.public_key());
+        let pem = authority.issue_device(&id, key.public_key()).unwrap();
+
+        use rustls_pki_types::{CertificateDer, pem::PemObject};
+        let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let peer = PeerCertificate::from_der(&der).unwrap();
+        assert_eq!(peer.device_id, id);
+        assert_eq!(peer.fingerprint, pem_fingerprint(&pem).unwrap());
+    }
+
+    #[test]
+    fn refuses_keys_that_are_not_p384_points() {
+        let ca = Authority::generate().unwrap();
+        let authority = Authority::load(&ca.cert_pem, &ca.key_pem).unwrap();
+        assert!(matches!(
+            authority.issue_device("x", &[4u8; 10]),
+            Err(PkiError::BadDeviceKey)
+        ));
+    }
+}
+
+/// True when the certificate names every one of `names` and is valid for `days` more days.
+pub fn covers(cert_pem: &str, names: &[String], days: i64) -> Result<bool, PkiError> {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    use x509_parser::extensions::GeneralName;
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        .map_err(|e| PkiError::Parse(e.to_string()))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| PkiError::Parse(e.to_string()))?;
+    let horizon = OffsetDateTime::now_utc() + Duration::days(days);
+    if cert.validity().not_after.timestamp() < horizon.unix_timestamp() {
+        return Ok(false);
+    }
+    let mut have = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => have.push(d.to_string()),
+                GeneralName::IPAddress(ip) => match ip.len() {
+                    4 => have.push(
+                        std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*ip).expect("length checked"))
+                            .to_string(),
+                    ),
+                    16 => have.push(
+                        std::net::Ipv6Addr::from(
+                            <[u8; 16]>::try_from(*ip).expect("length checked"),
+                        )
+                        .to_string(),
+                    ),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    Ok(names
+        .iter()
+        .all(|n| have.iter().any(|h| h.eq_ignore_ascii_case(n))))
+}

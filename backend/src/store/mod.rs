@@ -1,0 +1,293 @@
+//! Persistence behind one trait, so SQLite (embedded, default) and PostgreSQL (replicas) can
+//! serve the same backend. Everything the backend remembers goes through [`Store`].
+
+use apiary_proto::device_api::{HostFacts, Level, Report};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub mod sqlite;
+
+/// Unix seconds.
+pub type Timestamp = i64;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// A device's enrolment state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceStatus {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Pending => "pending",
+            DeviceStatus::Approved => "approved",
+            DeviceStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => DeviceStatus::Pending,
+            "approved" => DeviceStatus::Approved,
+            "rejected" => DeviceStatus::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+/// An operator-issued bootstrap key (its secret is stored only as a hash).
+#[derive(Clone, Debug, Serialize)]
+pub struct BootstrapKey {
+    pub id: i64,
+    /// Group new devices land in; `None` is "unassigned".
+    pub group: Option<String>,
+    pub auto_accept: bool,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A device as the enrolment endpoint records it.
+#[derive(Clone, Debug)]
+pub struct NewDevice {
+    pub id: String,
+    pub name: String,
+    pub public_key: String,
+    pub group: Option<String>,
+    pub facts: HostFacts,
+    pub remote_ip: String,
+    pub requested_at: Timestamp,
+    pub bootstrap_key_id: i64,
+}
+
+/// Everything known about a device.
+#[derive(Clone, Debug, Serialize)]
+pub struct Device {
+    pub id: String,
+    pub name: String,
+    pub status: DeviceStatus,
+    /// `None` is "unassigned".
+    pub group: Option<String>,
+    pub facts: HostFacts,
+    pub remote_ip: String,
+    pub requested_at: Timestamp,
+    pub approved_at: Option<Timestamp>,
+    pub last_checkin: Option<Timestamp>,
+    pub agent_version: Option<String>,
+    /// The bundle the device last reported as applied.
+    pub applied_hash: Option<String>,
+    pub applied_serial: Option<u64>,
+    pub applied_commit: Option<i64>,
+    #[serde(skip)]
+    pub public_key: String,
+    #[serde(skip)]
+    pub cert_pem: Option<String>,
+    #[serde(skip)]
+    pub cert_fingerprint: Option<String>,
+}
+
+/// A signed bundle compiled for one device.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoredBundle {
+    pub device_id: String,
+    pub serial: u64,
+    pub commit_id: i64,
+    /// SHA-256 of the signed payload: the name agents use.
+    pub hash: String,
+    /// SHA-256 of the compiled policies alone, to tell whether a recompile changed anything.
+    pub content_hash: String,
+    /// The signed envelope, JSON.
+    #[serde(skip)]
+    pub envelope: String,
+    pub created_at: Timestamp,
+    /// SHA-256 of every file the bundle references (what the device may download).
+    #[serde(skip)]
+    pub files: Vec<String>,
+}
+
+/// A report as stored.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoredReport {
+    pub seq: u64,
+    pub time: u64,
+    pub received_at: Timestamp,
+    pub level: Level,
+    pub policy: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle_serial: Option<u64>,
+}
+
+/// One policy's configuration on one node.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConfigEntry {
+    pub node: String,
+    pub policy: String,
+    pub body: serde_json::Value,
+}
+
+/// A change a commit made (or a draft proposes): `None` means unset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigChange {
+    pub node: String,
+    pub policy: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+/// A committed configuration change set.
+#[derive(Clone, Debug, Serialize)]
+pub struct Commit {
+    pub id: i64,
+    pub author: String,
+    pub message: String,
+    pub created_at: Timestamp,
+    pub changes: Vec<ConfigChange>,
+}
+
+/// A file in the file manager; its content lives in the blob store under `sha256`.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub uploaded_at: Timestamp,
+    pub uploaded_by: String,
+}
+
+/// An operator API token (stored as a hash).
+#[derive(Clone, Debug)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+}
+
+/// One audited operator action.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEntry {
+    pub time: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// The backend's persistence.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Groups.
+    /// Creates a group path and its ancestors if missing.
+    async fn ensure_group(&self, path: &str) -> Result<(), StoreError>;
+    async fn group_exists(&self, path: &str) -> Result<bool, StoreError>;
+
+    // Operator tokens.
+    async fn insert_token(&self, name: &str, hash: &str, now: Timestamp)
+    -> Result<i64, StoreError>;
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>, StoreError>;
+
+    // Bootstrap keys.
+    async fn insert_bootstrap_key(
+        &self,
+        hash: &str,
+        group: Option<&str>,
+        auto_accept: bool,
+        created_by: &str,
+        now: Timestamp,
+    ) -> Result<BootstrapKey, StoreError>;
+    async fn list_bootstrap_keys(&self) -> Result<Vec<BootstrapKey>, StoreError>;
+    async fn bootstrap_key_by_hash(&self, hash: &str) -> Result<Option<BootstrapKey>, StoreError>;
+    /// Revokes a key; false if no such key.
+    async fn revoke_bootstrap_key(&self, id: i64, now: Timestamp) -> Result<bool, StoreError>;
+
+    // Devices.
+    /// Records an enrolment; an existing device is returned as it is (enrolment is idempotent).
+    async fn enroll_device(&self, device: NewDevice) -> Result<Device, StoreError>;
+    async fn device(&self, id: &str) -> Result<Option<Device>, StoreError>;
+    async fn list_devices(&self, status: Option<DeviceStatus>) -> Result<Vec<Device>, StoreError>;
+    async fn approve_device(
+        &self,
+        id: &str,
+        cert_pem: &str,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    async fn reject_device(&self, id: &str) -> Result<(), StoreError>;
+    /// Records a check-in and which bundle the device has applied.
+    async fn record_checkin(
+        &self,
+        id: &str,
+        now: Timestamp,
+        agent_version: &str,
+        applied_hash: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    // Bundles.
+    async fn current_bundle(&self, device_id: &str) -> Result<Option<StoredBundle>, StoreError>;
+    async fn insert_bundles(&self, bundles: Vec<StoredBundle>) -> Result<(), StoreError>;
+    /// True when the device's current bundle references this content.
+    async fn device_may_fetch(&self, device_id: &str, sha256: &str) -> Result<bool, StoreError>;
+
+    // Reports.
+    /// Stores reports idempotently and returns the highest seq stored for the queue.
+    async fn insert_reports(
+        &self,
+        device_id: &str,
+        queue_id: &str,
+        reports: Vec<Report>,
+        now: Timestamp,
+    ) -> Result<Option<u64>, StoreError>;
+    async fn recent_reports(
+        &self,
+        device_id: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredReport>, StoreError>;
+
+    // Configuration.
+    /// Every active (committed) entry.
+    async fn active_config(&self) -> Result<Vec<ConfigEntry>, StoreError>;
+    /// Every draft: `body = None` is a draft that unsets the policy.
+    async fn drafts(&self) -> Result<Vec<(String, String, Option<serde_json::Value>)>, StoreError>;
+    async fn set_draft(
+        &self,
+        node: &str,
+        policy: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(), StoreError>;
+    /// The id the next commit will get.
+    async fn next_commit_id(&self) -> Result<i64, StoreError>;
+    /// Applies every draft, records the commit and stores the recompiled bundles, atomically.
+    async fn apply_commit(
+        &self,
+        commit: Commit,
+        bundles: Vec<StoredBundle>,
+    ) -> Result<(), StoreError>;
+    async fn list_commits(&self) -> Result<Vec<Commit>, StoreError>;
+    async fn latest_commit_id(&self) -> Result<i64, StoreError>;
+
+    // File manager.
+    async fn put_file(&self, entry: FileEntry) -> Result<(), StoreError>;
+    async fn file(&self, path: &str) -> Result<Option<FileEntry>, StoreError>;
+    async fn list_files(&self) -> Result<Vec<FileEntry>, StoreError>;
+
+    // Audit.
+    async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError>;
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+}

@@ -1,0 +1,856 @@
+//! The embedded SQLite store (WAL mode, one connection, queries run off the async runtime).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use apiary_proto::device_api::{HostFacts, Level, Report};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::*;
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// [`Store`] on an SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if `create`) the database and brings its schema up to date.
+    pub fn open(path: &Path, create: bool) -> Result<Self, StoreError> {
+        use rusqlite::OpenFlags;
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        match version {
+            0 => {
+                conn.execute_batch(&format!(
+                    "BEGIN; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    include_str!("schema.sql")
+                ))?;
+            }
+            SCHEMA_VERSION => {}
+            v => {
+                return Err(StoreError::Corrupt(format!(
+                    "{} has schema version {v}; this backend understands {SCHEMA_VERSION}",
+                    path.display()
+                )));
+            }
+        }
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Database("connection lock poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("store values serialise infallibly")
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+const DEVICE_COLUMNS: &str = "id, name, status, group_path, facts, remote_ip, requested_at, approved_at, \
+     last_checkin, agent_version, applied_hash, applied_serial, applied_commit, public_key, cert_pem, cert_fingerprint";
+
+fn device_row(row: &Row<'_>) -> rusqlite::Result<(Device, String)> {
+    let status: String = row.get(2)?;
+    let facts: String = row.get(4)?;
+    Ok((
+        Device {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            status: DeviceStatus::parse(&status).unwrap_or(DeviceStatus::Pending),
+            group: row.get(3)?,
+            facts: HostFacts::default(),
+            remote_ip: row.get(5)?,
+            requested_at: row.get(6)?,
+            approved_at: row.get(7)?,
+            last_checkin: row.get(8)?,
+            agent_version: row.get(9)?,
+            applied_hash: row.get(10)?,
+            applied_serial: row.get::<_, Option<i64>>(11)?.map(|s| s as u64),
+            applied_commit: row.get(12)?,
+            public_key: row.get(13)?,
+            cert_pem: row.get(14)?,
+            cert_fingerprint: row.get(15)?,
+        },
+        facts,
+    ))
+}
+
+fn finish_device((mut device, facts): (Device, String)) -> Result<Device, StoreError> {
+    device.facts = parse_json(&facts, "device facts")?;
+    Ok(device)
+}
+
+fn key_row(row: &Row<'_>) -> rusqlite::Result<BootstrapKey> {
+    Ok(BootstrapKey {
+        id: row.get(0)?,
+        group: row.get(1)?,
+        auto_accept: row.get(2)?,
+        created_at: row.get(3)?,
+        created_by: row.get(4)?,
+        revoked_at: row.get(5)?,
+    })
+}
+
+const KEY_COLUMNS: &str = "id, group_path, auto_accept, created_at, created_by, revoked_at";
+
+fn bundle_row(row: &Row<'_>) -> rusqlite::Result<StoredBundle> {
+    Ok(StoredBundle {
+        device_id: row.get(0)?,
+        serial: row.get::<_, i64>(1)? as u64,
+        commit_id: row.get(2)?,
+        hash: row.get(3)?,
+        content_hash: row.get(4)?,
+        envelope: row.get(5)?,
+        created_at: row.get(6)?,
+        files: Vec::new(),
+    })
+}
+
+fn commit_row(row: &Row<'_>) -> rusqlite::Result<(Commit, String)> {
+    Ok((
+        Commit {
+            id: row.get(0)?,
+            author: row.get(1)?,
+            message: row.get(2)?,
+            created_at: row.get(3)?,
+            changes: Vec::new(),
+        },
+        row.get(4)?,
+    ))
+}
+
+fn file_row(row: &Row<'_>) -> rusqlite::Result<FileEntry> {
+    Ok(FileEntry {
+        path: row.get(0)?,
+        sha256: row.get(1)?,
+        size: row.get::<_, i64>(2)? as u64,
+        uploaded_at: row.get(3)?,
+        uploaded_by: row.get(4)?,
+    })
+}
+
+/// Every ancestor of a group path, root first, including the path itself.
+fn group_lineage(path: &str) -> Vec<String> {
+    let mut out = vec!["/".to_string()];
+    let mut current = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        current.push('/');
+        current.push_str(part);
+        out.push(current.clone());
+    }
+    out
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ensure_group(&self, path: &str) -> Result<(), StoreError> {
+        let lineage = group_lineage(path);
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            for p in lineage {
+                tx.execute("INSERT OR IGNORE INTO groups (path) VALUES (?1)", [p])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn group_exists(&self, path: &str) -> Result<bool, StoreError> {
+        let path = path.to_string();
+        self.with(move |c| {
+            Ok(
+                c.query_row("SELECT 1 FROM groups WHERE path = ?1", [path], |_| Ok(()))
+                    .optional()?
+                    .is_some(),
+            )
+        })
+        .await
+    }
+
+    async fn insert_token(
+        &self,
+        name: &str,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let (name, hash) = (name.to_string(), hash.to_string());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO api_tokens (name, hash, created_at) VALUES (?1, ?2, ?3)",
+                params![name, hash, now],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        let hash = hash.to_string();
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT id, name FROM api_tokens WHERE hash = ?1",
+                [hash],
+                |r| {
+                    Ok(ApiToken {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn insert_bootstrap_key(
+        &self,
+        hash: &str,
+        group: Option<&str>,
+        auto_accept: bool,
+        created_by: &str,
+        now: Timestamp,
+    ) -> Result<BootstrapKey, StoreError> {
+        let (hash, group, created_by) = (
+            hash.to_string(),
+            group.map(str::to_string),
+            created_by.to_string(),
+        );
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO bootstrap_keys (hash, group_path, auto_accept, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hash, group, auto_accept, now, created_by],
+            )?;
+            let id = c.last_insert_rowid();
+            Ok(c.query_row(&format!("SELECT {KEY_COLUMNS} FROM bootstrap_keys WHERE id = ?1"), [id], key_row)?)
+        })
+        .await
+    }
+
+    async fn list_bootstrap_keys(&self) -> Result<Vec<BootstrapKey>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {KEY_COLUMNS} FROM bootstrap_keys ORDER BY id"
+            ))?;
+            let rows = stmt
+                .query_map([], key_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn bootstrap_key_by_hash(&self, hash: &str) -> Result<Option<BootstrapKey>, StoreError> {
+        let hash = hash.to_string();
+        self.with(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT {KEY_COLUMNS} FROM bootstrap_keys WHERE hash = ?1"),
+                [hash],
+                key_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn revoke_bootstrap_key(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
+        self.with(move |c| {
+            let n = c.execute(
+                "UPDATE bootstrap_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+                params![id, now],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn enroll_device(&self, d: NewDevice) -> Result<Device, StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO devices (id, name, public_key, status, group_path, facts, remote_ip, requested_at, bootstrap_key_id)
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8)",
+                params![d.id, d.name, d.public_key, d.group, json(&d.facts), d.remote_ip, d.requested_at, d.bootstrap_key_id],
+            )?;
+            let row = c.query_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"), [&d.id], device_row)?;
+            finish_device(row)
+        })
+        .await
+    }
+
+    async fn device(&self, id: &str) -> Result<Option<Device>, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            c.query_row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"),
+                [id],
+                device_row,
+            )
+            .optional()?
+            .map(finish_device)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_devices(&self, status: Option<DeviceStatus>) -> Result<Vec<Device>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE ?1 IS NULL OR status = ?1 ORDER BY name, id"
+            ))?;
+            let rows = stmt
+                .query_map([status.map(DeviceStatus::as_str)], device_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(finish_device).collect()
+        })
+        .await
+    }
+
+    async fn approve_device(
+        &self,
+        id: &str,
+        cert_pem: &str,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (id, cert_pem, fingerprint) = (
+            id.to_string(),
+            cert_pem.to_string(),
+            fingerprint.to_string(),
+        );
+        self.with(move |c| {
+            c.execute(
+                "UPDATE devices SET status = 'approved', cert_pem = ?2, cert_fingerprint = ?3, approved_at = ?4 WHERE id = ?1",
+                params![id, cert_pem, fingerprint, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reject_device(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE devices SET status = 'rejected', cert_pem = NULL, cert_fingerprint = NULL WHERE id = ?1",
+                [id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_checkin(
+        &self,
+        id: &str,
+        now: Timestamp,
+        agent_version: &str,
+        applied_hash: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (id, agent_version, applied_hash) = (
+            id.to_string(),
+            agent_version.to_string(),
+            applied_hash.map(str::to_string),
+        );
+        self.with(move |c| {
+            let applied: Option<(i64, i64)> = match &applied_hash {
+                Some(h) => c
+                    .query_row(
+                        "SELECT serial, commit_id FROM bundles WHERE device_id = ?1 AND hash = ?2",
+                        params![id, h],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?,
+                None => None,
+            };
+            c.execute(
+                "UPDATE devices SET last_checkin = ?2, agent_version = ?3, applied_hash = ?4,
+                     applied_serial = ?5, applied_commit = ?6 WHERE id = ?1",
+                params![
+                    id,
+                    now,
+                    agent_version,
+                    applied_hash,
+                    applied.map(|a| a.0),
+                    applied.map(|a| a.1)
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn current_bundle(&self, device_id: &str) -> Result<Option<StoredBundle>, StoreError> {
+        let id = device_id.to_string();
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT device_id, serial, commit_id, hash, content_hash, envelope, created_at
+                 FROM bundles WHERE device_id = ?1 ORDER BY serial DESC LIMIT 1",
+                [id],
+                bundle_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn insert_bundles(&self, bundles: Vec<StoredBundle>) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            insert_bundles_tx(&tx, &bundles)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn device_may_fetch(&self, device_id: &str, sha256: &str) -> Result<bool, StoreError> {
+        let (id, sha) = (device_id.to_string(), sha256.to_string());
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT 1 FROM bundle_files WHERE device_id = ?1 AND sha256 = ?2",
+                params![id, sha],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+        })
+        .await
+    }
+
+    async fn insert_reports(
+        &self,
+        device_id: &str,
+        queue_id: &str,
+        reports: Vec<Report>,
+        now: Timestamp,
+    ) -> Result<Option<u64>, StoreError> {
+        let (id, queue) = (device_id.to_string(), queue_id.to_string());
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO reports (device_id, queue_id, seq, time, received_at, level, policy, item, message, output, bundle_serial)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?;
+                for r in &reports {
+                    stmt.execute(params![
+                        id, queue, r.seq as i64, r.time as i64, now, r.level.as_str(), r.policy, r.item, r.message, r.output,
+                        r.bundle_serial.map(|s| s as i64)
+                    ])?;
+                }
+            }
+            let max: Option<i64> = tx.query_row(
+                "SELECT MAX(seq) FROM reports WHERE device_id = ?1 AND queue_id = ?2",
+                params![id, queue],
+                |r| r.get(0),
+            )?;
+            tx.commit()?;
+            Ok(max.map(|m| m as u64))
+        })
+        .await
+    }
+
+    async fn recent_reports(
+        &self,
+        device_id: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredReport>, StoreError> {
+        let id = device_id.to_string();
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT seq, time, received_at, level, policy, item, message, output, bundle_serial
+                 FROM reports WHERE device_id = ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![id, limit], |r| {
+                    let level: String = r.get(3)?;
+                    Ok(StoredReport {
+                        seq: r.get::<_, i64>(0)? as u64,
+                        time: r.get::<_, i64>(1)? as u64,
+                        received_at: r.get(2)?,
+                        level: Level::parse(&level).unwrap_or(Level::Error),
+                        policy: r.get(4)?,
+                        item: r.get(5)?,
+                        message: r.get(6)?,
+                        output: r.get(7)?,
+                        bundle_serial: r.get::<_, Option<i64>>(8)?.map(|s| s as u64),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn active_config(&self) -> Result<Vec<ConfigEntry>, StoreError> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare("SELECT node, policy, body FROM config ORDER BY node, policy")?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(node, policy, body)| {
+                    Ok(ConfigEntry {
+                        body: parse_json(&body, "config body")?,
+                        node,
+                        policy,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn drafts(&self) -> Result<Vec<(String, String, Option<serde_json::Value>)>, StoreError> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare("SELECT node, policy, body FROM config_drafts ORDER BY node, policy")?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(node, policy, body)| {
+                    let body = body.map(|b| parse_json(&b, "draft body")).transpose()?;
+                    Ok((node, policy, body))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn set_draft(
+        &self,
+        node: &str,
+        policy: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let (node, policy) = (node.to_string(), policy.to_string());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO config_drafts (node, policy, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (node, policy) DO UPDATE SET body = excluded.body",
+                params![node, policy, body.map(|b| json(&b))],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn next_commit_id(&self) -> Result<i64, StoreError> {
+        Ok(self.latest_commit_id().await? + 1)
+    }
+
+    async fn apply_commit(
+        &self,
+        commit: Commit,
+        bundles: Vec<StoredBundle>,
+    ) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            for change in &commit.changes {
+                match &change.after {
+                    Some(body) => tx.execute(
+                        "INSERT INTO config (node, policy, body) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (node, policy) DO UPDATE SET body = excluded.body",
+                        params![change.node, change.policy, json(body)],
+                    )?,
+                    None => tx.execute(
+                        "DELETE FROM config WHERE node = ?1 AND policy = ?2",
+                        params![change.node, change.policy],
+                    )?,
+                };
+            }
+            tx.execute("DELETE FROM config_drafts", [])?;
+            tx.execute(
+                "INSERT INTO commits (id, author, message, created_at, changes) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![commit.id, commit.author, commit.message, commit.created_at, json(&commit.changes)],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    StoreError::Conflict(format!("commit {} already exists; retry", commit.id))
+                }
+                other => other.into(),
+            })?;
+            insert_bundles_tx(&tx, &bundles)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_commits(&self) -> Result<Vec<Commit>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, author, message, created_at, changes FROM commits ORDER BY id DESC",
+            )?;
+            let rows = stmt
+                .query_map([], commit_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(mut commit, changes)| {
+                    commit.changes = parse_json(&changes, "commit changes")?;
+                    Ok(commit)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn latest_commit_id(&self) -> Result<i64, StoreError> {
+        self.with(
+            |c| Ok(c.query_row("SELECT COALESCE(MAX(id), 0) FROM commits", [], |r| r.get(0))?),
+        )
+        .await
+    }
+
+    async fn put_file(&self, e: FileEntry) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO files (path, sha256, size, uploaded_at, uploaded_by) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
+                     uploaded_at = excluded.uploaded_at, uploaded_by = excluded.uploaded_by",
+                params![e.path, e.sha256, e.size as i64, e.uploaded_at, e.uploaded_by],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn file(&self, path: &str) -> Result<Option<FileEntry>, StoreError> {
+        let path = path.to_string();
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT path, sha256, size, uploaded_at, uploaded_by FROM files WHERE path = ?1",
+                [path],
+                file_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn list_files(&self) -> Result<Vec<FileEntry>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT path, sha256, size, uploaded_at, uploaded_by FROM files ORDER BY path",
+            )?;
+            let rows = stmt
+                .query_map([], file_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn audit(&self, e: AuditEntry) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO audit (time, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![e.time, e.actor, e.action, e.target, e.detail],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT time, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt
+                .query_map([limit], |r| {
+                    Ok(AuditEntry {
+                        time: r.get(0)?,
+                        actor: r.get(1)?,
+                        action: r.get(2)?,
+                        target: r.get(3)?,
+                        detail: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}
+
+fn insert_bundles_tx(
+    tx: &rusqlite::Transaction<'_>,
+    bundles: &[StoredBundle],
+) -> Result<(), StoreError> {
+    for b in bundles {
+        tx.execute(
+            "INSERT INTO bundles (device_id, serial, commit_id, hash, content_hash, envelope, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![b.device_id, b.serial as i64, b.commit_id, b.hash, b.content_hash, b.envelope, b.created_at],
+        )?;
+        tx.execute(
+            "DELETE FROM bundle_files WHERE device_id = ?1",
+            [&b.device_id],
+        )?;
+        for sha in &b.files {
+            tx.execute(
+                "INSERT OR IGNORE INTO bundle_files (device_id, sha256) VALUES (?1, ?2)",
+                params![b.device_id, sha],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db"), true).unwrap();
+        (dir, s)
+    }
+
+    fn report(seq: u64) -> Report {
+        Report {
+            seq,
+            time: 1,
+            level: Level::Info,
+            policy: "p".into(),
+            item: None,
+            message: format!("m{seq}"),
+            output: None,
+            bundle_serial: None,
+        }
+    }
+
+    async fn device(s: &SqliteStore) {
+        s.enroll_device(NewDevice {
+            id: "d".into(),
+            name: "dev".into(),
+            public_key: "00".into(),
+            group: None,
+            facts: HostFacts::default(),
+            remote_ip: "127.0.0.1".into(),
+            requested_at: 1,
+            bootstrap_key_id: s
+                .insert_bootstrap_key("h", None, false, "t", 1)
+                .await
+                .unwrap()
+                .id,
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn resent_reports_are_stored_once_and_acked() {
+        let (_d, s) = store();
+        device(&s).await;
+        assert_eq!(
+            s.insert_reports("d", "q", vec![report(1), report(2)], 5)
+                .await
+                .unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            s.insert_reports("d", "q", vec![report(2), report(3)], 6)
+                .await
+                .unwrap(),
+            Some(3)
+        );
+        assert_eq!(s.recent_reports("d", 10).await.unwrap().len(), 3);
+        // A new queue (agent's tmpfs wiped) restarts its sequence without colliding.
+        assert_eq!(
+            s.insert_reports("d", "q2", vec![report(1)], 7)
+                .await
+                .unwrap(),
+            Some(1)
+        );
+        assert_eq!(s.recent_reports("d", 10).await.unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn enrolment_is_idempotent_and_groups_have_lineage() {
+        let (_d, s) = store();
+        device(&s).await;
+        device(&s).await;
+        assert_eq!(
+            s.list_devices(Some(DeviceStatus::Pending))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        s.ensure_group("/a/b").await.unwrap();
+        assert!(s.group_exists("/a").await.unwrap());
+        assert!(!s.group_exists("/b").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_data_and_refuses_unknown_schema() {
+        let (dir, s) = store();
+        device(&s).await;
+        drop(s);
+        let path = dir.path().join("t.db");
+        let s = SqliteStore::open(&path, false).unwrap();
+        assert!(s.device("d").await.unwrap().is_some());
+        drop(s);
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            SqliteStore::open(&path, false),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}
