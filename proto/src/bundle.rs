@@ -163,10 +163,10 @@ impl Bundle {
                 }
             }
         }
-        if let Some(s) = &self.policies.settings {
-            if s.interval_seconds == 0 {
-                return Err("settings.interval_seconds must be positive".into());
-            }
+        if let Some(s) = &self.policies.settings
+            && s.interval_seconds == 0
+        {
+            return Err("settings.interval_seconds must be positive".into());
         }
         Ok(())
     }

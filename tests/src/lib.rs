@@ -1,1 +1,353 @@
+//! Harness for end-to-end tests: real `apiary-backend`, `apiary` and `apiary-agent`
+//! processes on loopback, each with its own temporary directories.
+//!
+//! The binaries come from the workspace's target directory (`cargo build --bins` first; the
+//! project's test script does), or from `$APIARY_BIN_DIR`.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Generous bound for a process to become ready; a hang fails the test instead of blocking CI.
+pub const READY_WITHIN: Duration = Duration::from_secs(120);
+
+/// Path of a workspace binary.
+pub fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("APIARY_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            // target/<profile>/deps/<test> -> target/<profile>
+            let exe = std::env::current_exe().expect("the test knows its own path");
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("test binaries live in target/<profile>/deps")
+                .to_path_buf()
+        });
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo build --bins` before the end-to-end tests (or set APIARY_BIN_DIR)",
+        path.display()
+    );
+    path
+}
+
+/// A running backend with a temporary data dir.
+pub struct Backend {
+    pub dir: tempfile::TempDir,
+    pub operator_url: String,
+    pub device_url: String,
+    pub token: String,
+    operator_addr: String,
+    device_addr: String,
+    child: Option<Child>,
+}
+
+impl Backend {
+    /// Starts a backend on free loopback ports.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut backend = Backend {
+            dir,
+            operator_url: String::new(),
+            device_url: String::new(),
+            token: String::new(),
+            operator_addr: "127.0.0.1:0".into(),
+            device_addr: "127.0.0.1:0".into(),
+            child: None,
+        };
+        backend.spawn();
+        backend.token = std::fs::read_to_string(backend.data_dir().join("admin.token"))
+            .expect("admin.token is written at initialisation")
+            .trim()
+            .to_string();
+        backend
+    }
+
+    /// The backend's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(bin("apiary-backend"))
+            .args(["serve", "--data-dir"])
+            .arg(self.data_dir())
+            .args([
+                "--listen",
+                &self.operator_addr,
+                "--device-listen",
+                &self.device_addr,
+            ])
+            .args(["--public-url", "https://127.0.0.1:1"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("apiary-backend starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + READY_WITHIN;
+        let (mut operator, mut device) = (None, None);
+        while operator.is_none() || device.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .expect("backend prints its listening addresses");
+            if let Some(rest) = line.strip_prefix("operator API listening on ") {
+                operator = Some(rest.trim().to_string());
+            }
+            if let Some(rest) = line.strip_prefix("device API listening on ") {
+                device = Some(
+                    rest.split_whitespace()
+                        .next()
+                        .expect("a URL follows")
+                        .to_string(),
+                );
+            }
+        }
+        self.operator_url = operator.expect("loop ends with both set");
+        self.device_url = device.expect("loop ends with both set");
+        // Keep the ports across restarts, as a real deployment's agents expect.
+        self.operator_addr = self.operator_url.trim_start_matches("http://").to_string();
+        self.device_addr = self.device_url.trim_start_matches("https://").to_string();
+        self.child = Some(child);
+    }
+
+    /// Stops the backend process.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same data dir and ports.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Runs the `apiary` CLI against this backend.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin("apiary"))
+            .args(args)
+            .env("APIARY_SERVER", &self.operator_url)
+            .env("APIARY_TOKEN", &self.token)
+            .output()
+            .expect("apiary runs")
+    }
+
+    /// Runs the CLI, asserting success, and returns its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "apiary {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("CLI output is UTF-8")
+    }
+
+    /// Runs the CLI with `--json` and parses the output.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        serde_json::from_str(&self.cli_ok(&args)).expect("--json prints JSON")
+    }
+
+    /// Uploads `content` to the file manager as `remote`.
+    pub fn upload(&self, remote: &str, content: &[u8]) {
+        let local = self.dir.path().join("upload.tmp");
+        std::fs::write(&local, content).expect("write upload");
+        self.cli_ok(&[
+            "files",
+            "upload",
+            local.to_str().expect("utf-8 path"),
+            remote,
+        ]);
+    }
+
+    /// Drafts a policy document on a node.
+    pub fn set_config(&self, node: &str, policy: &str, body: &Value) {
+        let file = self.dir.path().join("policy.json");
+        std::fs::write(&file, body.to_string()).expect("write policy");
+        self.cli_ok(&[
+            "config",
+            "set",
+            node,
+            policy,
+            "--file",
+            file.to_str().expect("utf-8 path"),
+        ]);
+    }
+
+    /// `apiary devices show ID --json`.
+    pub fn device(&self, id: &str) -> Value {
+        self.cli_json(&["devices", "show", id])
+    }
+
+    /// Creates a bootstrap key and enrols `agent` with it, approving it as an operator.
+    pub fn enroll(&self, agent: &Agent, group: &str) -> String {
+        let key = self
+            .cli_ok(&["bootstrap-keys", "create", "--group", group])
+            .trim()
+            .to_string();
+        let mut child =
+            agent.spawn_bootstrap(&key, &self.device_url, &self.data_dir().join("ca.crt"));
+        let id = wait_for(|| {
+            let pending = self.cli_json(&["devices", "list", "--pending"]);
+            pending
+                .as_array()?
+                .iter()
+                .find(|d| d["name"] == agent.name)?["id"]
+                .as_str()
+                .map(str::to_string)
+        });
+        self.cli_ok(&["devices", "approve", &id]);
+        let status = wait_child(&mut child);
+        assert!(
+            status.success(),
+            "bootstrap of {} ends successfully after approval",
+            agent.name
+        );
+        id
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An agent with its own config and state dirs, standing for one device.
+pub struct Agent {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+}
+
+impl Agent {
+    pub fn new(name: &str) -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            name: name.to_string(),
+        }
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("etc")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// A path inside this device's scratch area, standing for its filesystem.
+    pub fn root(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("root").join(rel)
+    }
+
+    /// The agent command with this device's directories.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(bin("apiary-agent"));
+        cmd.arg("--config-dir")
+            .arg(self.config_dir())
+            .arg("--state-dir")
+            .arg(self.state_dir());
+        cmd
+    }
+
+    fn spawn_bootstrap(&self, key: &str, server: &str, ca: &Path) -> Child {
+        self.command()
+            .args([
+                "bootstrap",
+                "-k",
+                key,
+                "--server",
+                server,
+                "--device-name",
+                &self.name,
+                "--poll-interval",
+                "1",
+            ])
+            .arg("--ca-cert")
+            .arg(ca)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("apiary-agent bootstrap starts")
+    }
+
+    /// Runs one cycle, returning the exit code and what the agent printed.
+    pub fn run_once(&self) -> (i32, String) {
+        let out = self
+            .command()
+            .arg("run-once")
+            .output()
+            .expect("apiary-agent runs");
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        eprint!("{}", log);
+        (out.status.code().unwrap_or(-1), log)
+    }
+}
+
+/// Polls `probe` until it yields a value (bounded by [`READY_WITHIN`]).
+pub fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + READY_WITHIN;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "condition not reached within {READY_WITHIN:?}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for a child to exit (bounded by [`READY_WITHIN`]), killing it if it does not.
+pub fn wait_child(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + READY_WITHIN;
+    loop {
+        if let Some(status) = child.try_wait().expect("child status is readable") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {READY_WITHIN:?}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The messages of a device's reports, newest first.
+pub fn report_messages(device: &Value) -> Vec<String> {
+    device["reports"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|r| {
+                    format!(
+                        "{} {} {}",
+                        r["level"].as_str().unwrap_or(""),
+                        r["policy"].as_str().unwrap_or(""),
+                        r["message"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

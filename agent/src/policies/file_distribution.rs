@@ -233,10 +233,10 @@ fn cached_source(ctx: &Context<'_>, file: &DistributedFile) -> Result<Vec<u8>, S
     }
     let dir = ctx.state_dir.join("files");
     let path = dir.join(&file.sha256);
-    if let Ok(bytes) = fs::read(&path) {
-        if digest::sha256_hex(&bytes) == file.sha256 {
-            return Ok(bytes);
-        }
+    if let Ok(bytes) = fs::read(&path)
+        && digest::sha256_hex(&bytes) == file.sha256
+    {
+        return Ok(bytes);
     }
     crate::config::create_private_dir(&dir)
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

@@ -96,12 +96,12 @@ impl PolicyConfig {
     fn validate(&self) -> Result<(), String> {
         match self {
             PolicyConfig::Settings(s) => {
-                if let Some(i) = s.interval_seconds {
-                    if i < MIN_INTERVAL_SECONDS {
-                        return Err(format!(
-                            "interval_seconds must be at least {MIN_INTERVAL_SECONDS}, got {i}"
-                        ));
-                    }
+                if let Some(i) = s.interval_seconds
+                    && i < MIN_INTERVAL_SECONDS
+                {
+                    return Err(format!(
+                        "interval_seconds must be at least {MIN_INTERVAL_SECONDS}, got {i}"
+                    ));
                 }
                 Ok(())
             }

@@ -154,37 +154,6 @@ pub fn pem_fingerprint(pem: &str) -> Result<String, PkiError> {
     Ok(apiary_proto::digest::sha256_hex(&der))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use apiary_proto::signed::DeviceKey;
-
-    #[test]
-    fn issues_device_certificates_that_name_the_key() {
-        let ca = Authority::generate().unwrap();
-        let authority = Authority::load(&ca.cert_pem, &ca.key_pem).unwrap();
-        let key = DeviceKey::from_pkcs8(&DeviceKey::generate_pkcs8().unwrap()).unwrap();
-        let id = apiary_proto::digest::device_id(key.public_key());
-        let pem = authority.issue_device(&id, key.public_key()).unwrap();
-
-        use rustls_pki_types::{CertificateDer, pem::PemObject};
-        let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
-        let peer = PeerCertificate::from_der(&der).unwrap();
-        assert_eq!(peer.device_id, id);
-        assert_eq!(peer.fingerprint, pem_fingerprint(&pem).unwrap());
-    }
-
-    #[test]
-    fn refuses_keys_that_are_not_p384_points() {
-        let ca = Authority::generate().unwrap();
-        let authority = Authority::load(&ca.cert_pem, &ca.key_pem).unwrap();
-        assert!(matches!(
-            authority.issue_device("x", &[4u8; 10]),
-            Err(PkiError::BadDeviceKey)
-        ));
-    }
-}
-
 /// True when the certificate names every one of `names` and is valid for `days` more days.
 pub fn covers(cert_pem: &str, names: &[String], days: i64) -> Result<bool, PkiError> {
     use rustls_pki_types::{CertificateDer, pem::PemObject};
@@ -222,4 +191,53 @@ pub fn covers(cert_pem: &str, names: &[String], days: i64) -> Result<bool, PkiEr
     Ok(names
         .iter()
         .all(|n| have.iter().any(|h| h.eq_ignore_ascii_case(n))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apiary_proto::signed::DeviceKey;
+
+    #[test]
+    fn issues_device_certificates_that_name_the_key() {
+        let ca = Authority::generate().unwrap();
+        let authority = Authority::load(&ca.cert_pem, &ca.key_pem).unwrap();
+        let key = DeviceKey::from_pkcs8(&DeviceKey::generate_pkcs8().unwrap()).unwrap();
+        let id = apiary_proto::digest::device_id(key.public_key());
+        let pem = authority.issue_device(&id, key.public_key()).unwrap();
+
+        use rustls_pki_types::{CertificateDer, pem::PemObject};
+        let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let peer = PeerCertificate::from_der(&der).unwrap();
+        assert_eq!(peer.device_id, id);
+        assert_eq!(peer.fingerprint, pem_fingerprint(&pem).unwrap());
+    }
+
+    #[test]
+    fn server_certificate_covers_its_names_only() {
+        let ca = Authority::generate().unwrap();
+        let authority = Authority::load(&ca.cert_pem, &ca.key_pem).unwrap();
+        let names = vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+        ];
+        let server = authority.issue_server(&names).unwrap();
+        assert!(covers(&server.cert_pem, &names, 30).unwrap());
+        assert!(!covers(&server.cert_pem, &["apiary.example".to_string()], 30).unwrap());
+        assert!(
+            !covers(&server.cert_pem, &names, 10_000).unwrap(),
+            "expires within 10,000 days"
+        );
+    }
+
+    #[test]
+    fn refuses_keys_that_are_not_p384_points() {
+        let ca = Authority::generate().unwrap();
+        let authority = Authority::load(&ca.cert_pem, &ca.key_pem).unwrap();
+        assert!(matches!(
+            authority.issue_device("x", &[4u8; 10]),
+            Err(PkiError::BadDeviceKey)
+        ));
+    }
 }

@@ -773,6 +773,15 @@ mod tests {
     }
 
     async fn device(s: &SqliteStore) {
+        let key = match s.bootstrap_key_by_hash("h").await.unwrap() {
+            Some(k) => k.id,
+            None => {
+                s.insert_bootstrap_key("h", None, false, "t", 1)
+                    .await
+                    .unwrap()
+                    .id
+            }
+        };
         s.enroll_device(NewDevice {
             id: "d".into(),
             name: "dev".into(),
@@ -781,11 +790,7 @@ mod tests {
             facts: HostFacts::default(),
             remote_ip: "127.0.0.1".into(),
             requested_at: 1,
-            bootstrap_key_id: s
-                .insert_bootstrap_key("h", None, false, "t", 1)
-                .await
-                .unwrap()
-                .id,
+            bootstrap_key_id: key,
         })
         .await
         .unwrap();
