@@ -45,6 +45,8 @@ pub struct Backend {
     pub token: String,
     operator_addr: String,
     device_addr: String,
+    /// Extra `serve` flags used from the next (re)start on.
+    pub extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -59,6 +61,7 @@ impl Backend {
             token: String::new(),
             operator_addr: "127.0.0.1:0".into(),
             device_addr: "127.0.0.1:0".into(),
+            extra_args: Vec::new(),
             child: None,
         };
         backend.spawn();
@@ -85,6 +88,7 @@ impl Backend {
                 &self.device_addr,
             ])
             .args(["--public-url", "https://127.0.0.1:1"])
+            .args(&self.extra_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -119,7 +123,12 @@ impl Backend {
         self.operator_url = operator.expect("loop ends with both set");
         self.device_url = device.expect("loop ends with both set");
         // Keep the ports across restarts, as a real deployment's agents expect.
-        self.operator_addr = self.operator_url.trim_start_matches("http://").to_string();
+        self.operator_addr = self
+            .operator_url
+            .split("://")
+            .nth(1)
+            .expect("a URL")
+            .to_string();
         self.device_addr = self.device_url.trim_start_matches("https://").to_string();
         self.child = Some(child);
     }
