@@ -63,7 +63,7 @@ impl ReportQueue {
                 },
             );
         let mut queue = loaded.unwrap_or_else(|| ReportQueue {
-            queue_id: new_queue_id(),
+            queue_id: apiary_proto::hex::random(8),
             next_seq: 1,
             dropped: 0,
             reports: VecDeque::new(),
@@ -146,13 +146,6 @@ impl ReportQueue {
         self.dirty = false;
         Ok(())
     }
-}
-
-fn new_queue_id() -> String {
-    let mut bytes = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .expect("the system random source is available");
-    apiary_proto::hex::encode(&bytes)
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ impl BlobStore {
         E: std::fmt::Display,
     {
         use futures_util::StreamExt;
-        let tmp = self.root.join("tmp").join(unique_name());
+        let tmp = self.root.join("tmp").join(apiary_proto::hex::random(12));
         let mut file = tokio::fs::File::create(&tmp).await.map_err(PutError::Io)?;
         let guard = RemoveOnDrop(Some(tmp.clone()));
         let mut hash = Sha256::new();
@@ -96,13 +96,6 @@ impl Drop for RemoveOnDrop {
             let _ = std::fs::remove_file(p);
         }
     }
-}
-
-fn unique_name() -> String {
-    let mut bytes = [0u8; 12];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .expect("the system random source is available");
-    apiary_proto::hex::encode(&bytes)
 }
 
 #[cfg(test)]

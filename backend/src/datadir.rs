@@ -95,9 +95,7 @@ impl DataDir {
         write(root, "ca.crt", ca.cert_pem.as_bytes(), 0o644)?;
         write(root, "ca.key", ca.key_pem.as_bytes(), 0o600)?;
         let authority = Authority::load(&ca.cert_pem, &ca.key_pem)?;
-        let server = authority.issue_server(server_names)?;
-        write(root, "server.crt", server.cert_pem.as_bytes(), 0o644)?;
-        write(root, "server.key", server.key_pem.as_bytes(), 0o600)?;
+        let server = issue_server(root, &authority, server_names)?;
 
         let signing = BundleSigner::generate_pkcs8()
             .map_err(|_| PkiError::Parse("Ed25519 key generation failed".into()))?;
@@ -152,9 +150,7 @@ impl DataDir {
                 CertAndKey { cert_pem, key_pem }
             }
             _ => {
-                let server = authority.issue_server(server_names)?;
-                write(root, "server.crt", server.cert_pem.as_bytes(), 0o644)?;
-                write(root, "server.key", server.key_pem.as_bytes(), 0o600)?;
+                let server = issue_server(root, &authority, server_names)?;
                 tracing::info!(
                     "issued a new device-API server certificate for {}",
                     server_names.join(", ")
@@ -171,6 +167,18 @@ impl DataDir {
             new_admin_token: None,
         })
     }
+}
+
+/// Issues the device-API server certificate and stores it with its key.
+fn issue_server(
+    root: &Path,
+    authority: &Authority,
+    names: &[String],
+) -> Result<CertAndKey, DataDirError> {
+    let server = authority.issue_server(names)?;
+    write(root, "server.crt", server.cert_pem.as_bytes(), 0o644)?;
+    write(root, "server.key", server.key_pem.as_bytes(), 0o600)?;
+    Ok(server)
 }
 
 fn missing(dir: &Path, file: &str) -> DataDirError {

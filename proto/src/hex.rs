@@ -22,6 +22,14 @@ pub fn decode(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// `len` random bytes from the system source, as hex: ids, names and tokens.
+pub fn random(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("the system random source is available");
+    encode(&bytes)
+}
+
 fn nibble(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -40,6 +48,12 @@ mod tests {
         let bytes = [0u8, 1, 0x7f, 0x80, 0xff];
         assert_eq!(encode(&bytes), "00017f80ff");
         assert_eq!(decode("00017F80ff").unwrap(), bytes);
+    }
+
+    #[test]
+    fn random_values_differ() {
+        assert_eq!(random(8).len(), 16);
+        assert_ne!(random(16), random(16));
     }
 
     #[test]

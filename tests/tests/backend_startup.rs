@@ -5,13 +5,9 @@ use std::process::Command;
 
 use apiary_tests::{Backend, bin};
 
-#[test]
-fn a_half_initialised_data_dir_stops_the_backend_with_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    fs::create_dir(&data).unwrap();
-    fs::write(data.join("apiary.db"), b"left over").unwrap();
-    let out = Command::new(bin("apiary-backend"))
+/// Runs `apiary-backend serve` on `data`; callers expect it to refuse to start.
+fn serve_expecting_failure(data: &std::path::Path) -> std::process::Output {
+    Command::new(bin("apiary-backend"))
         .args([
             "serve",
             "--listen",
@@ -20,9 +16,18 @@ fn a_half_initialised_data_dir_stops_the_backend_with_a_clear_error() {
             "127.0.0.1:0",
             "--data-dir",
         ])
-        .arg(&data)
+        .arg(data)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_half_initialised_data_dir_stops_the_backend_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("apiary.db"), b"left over").unwrap();
+    let out = serve_expecting_failure(&data);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("was never fully initialised"), "{err}");
@@ -38,18 +43,7 @@ fn a_damaged_data_dir_is_refused_not_reinitialised() {
     let mut backend = Backend::start();
     backend.stop();
     fs::remove_file(backend.data_dir().join("ca.key")).unwrap();
-    let out = Command::new(bin("apiary-backend"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--device-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(backend.data_dir())
-        .output()
-        .unwrap();
+    let out = serve_expecting_failure(&backend.data_dir());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ca.key is missing"), "{err}");

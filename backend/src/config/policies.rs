@@ -140,15 +140,21 @@ fn from_value<T: serde::de::DeserializeOwned>(body: &serde_json::Value) -> Resul
     T::deserialize(body).map_err(|e| e.to_string())
 }
 
-/// File-manager paths: absolute, no empty, `.` or `..` segments, printable.
-pub fn validate_file_manager_path(path: &str) -> Result<(), String> {
-    let ok = path.starts_with('/')
+/// An absolute file path (not a directory) without empty, `.` or `..` segments or control
+/// characters: no way to climb out of where it points.
+fn is_clean_absolute_file_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() > 1
         && path.len() <= 1024
         && path[1..]
             .split('/')
             .all(|p| !p.is_empty() && p != "." && p != "..")
-        && !path.chars().any(char::is_control);
-    if ok {
+        && !path.chars().any(char::is_control)
+}
+
+/// File-manager paths, like `/configs/app.conf`.
+pub fn validate_file_manager_path(path: &str) -> Result<(), String> {
+    if is_clean_absolute_file_path(path) {
         Ok(())
     } else {
         Err(format!(
@@ -158,14 +164,7 @@ pub fn validate_file_manager_path(path: &str) -> Result<(), String> {
 }
 
 fn validate_destination(path: &str) -> Result<(), String> {
-    let ok = path.starts_with('/')
-        && path.len() > 1
-        && !path.ends_with('/')
-        && path[1..]
-            .split('/')
-            .all(|p| !p.is_empty() && p != "." && p != "..")
-        && !path.chars().any(char::is_control);
-    if ok {
+    if is_clean_absolute_file_path(path) {
         Ok(())
     } else {
         Err(format!(

@@ -14,10 +14,7 @@ pub struct Actor(pub String);
 
 /// A new random API token.
 pub fn new_token() -> String {
-    let mut bytes = [0u8; 24];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .expect("the system random source is available");
-    format!("apiary_{}", apiary_proto::hex::encode(&bytes))
+    format!("apiary_{}", apiary_proto::hex::random(24))
 }
 
 /// How a token is stored.

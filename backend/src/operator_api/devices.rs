@@ -75,7 +75,7 @@ pub async fn approve_handler(
             "device {id} is already approved"
         ))),
         DeviceStatus::Rejected => Err(ApiError::conflict(format!(
-            "device {id} was rejected; it must enrol again"
+            "device {id} was rejected; it becomes pending again when it runs bootstrap again"
         ))),
     }
 }

@@ -218,7 +218,8 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_bootstrap_key(&self, id: i64, now: Timestamp) -> Result<bool, StoreError>;
 
     // Devices.
-    /// Records an enrolment; an existing device is returned as it is (enrolment is idempotent).
+    /// Records an enrolment. Enrolment is idempotent: a pending or approved device is returned
+    /// as it is; a rejected one becomes pending again with the new request's details.
     async fn enroll_device(&self, device: NewDevice) -> Result<Device, StoreError>;
     async fn device(&self, id: &str) -> Result<Option<Device>, StoreError>;
     async fn list_devices(&self, status: Option<DeviceStatus>) -> Result<Vec<Device>, StoreError>;

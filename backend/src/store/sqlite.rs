@@ -166,22 +166,10 @@ fn file_row(row: &Row<'_>) -> rusqlite::Result<FileEntry> {
     })
 }
 
-/// Every ancestor of a group path, root first, including the path itself.
-fn group_lineage(path: &str) -> Vec<String> {
-    let mut out = vec!["/".to_string()];
-    let mut current = String::new();
-    for part in path.split('/').filter(|p| !p.is_empty()) {
-        current.push('/');
-        current.push_str(part);
-        out.push(current.clone());
-    }
-    out
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn ensure_group(&self, path: &str) -> Result<(), StoreError> {
-        let lineage = group_lineage(path);
+        let lineage = crate::config::node::lineage(path);
         self.with(move |c| {
             let tx = c.transaction()?;
             for p in lineage {
@@ -303,9 +291,14 @@ impl Store for SqliteStore {
 
     async fn enroll_device(&self, d: NewDevice) -> Result<Device, StoreError> {
         self.with(move |c| {
+            // A rejected device that enrols again asks anew: pending, with the new details.
             c.execute(
-                "INSERT OR IGNORE INTO devices (id, name, public_key, status, group_path, facts, remote_ip, requested_at, bootstrap_key_id)
-                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO devices (id, name, public_key, status, group_path, facts, remote_ip, requested_at, bootstrap_key_id)
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (id) DO UPDATE SET status = 'pending', name = excluded.name, group_path = excluded.group_path,
+                     facts = excluded.facts, remote_ip = excluded.remote_ip, requested_at = excluded.requested_at,
+                     bootstrap_key_id = excluded.bootstrap_key_id
+                 WHERE devices.status = 'rejected'",
                 params![d.id, d.name, d.public_key, d.group, json(&d.facts), d.remote_ip, d.requested_at, d.bootstrap_key_id],
             )?;
             let row = c.query_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"), [&d.id], device_row)?;
@@ -835,6 +828,18 @@ mod tests {
                 .len(),
             1
         );
+        s.approve_device("d", "pem", "fp", 2).await.unwrap();
+        device(&s).await;
+        let status = s.device("d").await.unwrap().unwrap().status;
+        assert_eq!(
+            status,
+            DeviceStatus::Approved,
+            "approval survives enrolling again"
+        );
+        s.reject_device("d").await.unwrap();
+        device(&s).await;
+        let status = s.device("d").await.unwrap().unwrap().status;
+        assert_eq!(status, DeviceStatus::Pending, "a rejected device asks anew");
         s.ensure_group("/a/b").await.unwrap();
         assert!(s.group_exists("/a").await.unwrap());
         assert!(!s.group_exists("/b").await.unwrap());
