@@ -241,17 +241,63 @@ impl Drop for Backend {
     }
 }
 
+/// Where `cross/build` puts the static agents: `target/cross/<target>/apiary-agent`.
+pub fn cross_dir() -> PathBuf {
+    std::env::var_os("APIARY_CROSS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            bin("apiary-backend")
+                .parent()
+                .and_then(Path::parent)
+                .expect("binaries live in target/<profile>")
+                .join("cross")
+        })
+}
+
+/// The qemu-user emulator for a cross target (`None`: runs natively on this x86_64 host).
+pub fn emulator(target: &str) -> Option<&'static str> {
+    match target.split('-').next() {
+        Some("x86_64") => None,
+        Some("aarch64") => Some("qemu-aarch64"),
+        Some("armv7") => Some("qemu-arm"),
+        Some("mips") => Some("qemu-mips"),
+        Some("mipsel") => Some("qemu-mipsel"),
+        _ => panic!("no emulator known for {target}"),
+    }
+}
+
 /// An agent with its own config and state dirs, standing for one device.
 pub struct Agent {
     pub dir: tempfile::TempDir,
     pub name: String,
+    binary: PathBuf,
+    emulator: Option<&'static str>,
 }
 
 impl Agent {
+    /// The host build of the agent.
     pub fn new(name: &str) -> Self {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
             name: name.to_string(),
+            binary: bin("apiary-agent"),
+            emulator: None,
+        }
+    }
+
+    /// The static agent cross-built for `target`, run under its qemu-user emulator.
+    pub fn cross(name: &str, target: &str) -> Self {
+        let binary = cross_dir().join(target).join("apiary-agent");
+        assert!(
+            binary.exists(),
+            "{} not found: run cross/build first",
+            binary.display()
+        );
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            name: name.to_string(),
+            binary,
+            emulator: emulator(target),
         }
     }
 
@@ -270,7 +316,14 @@ impl Agent {
 
     /// The agent command with this device's directories.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(bin("apiary-agent"));
+        let mut cmd = match self.emulator {
+            Some(qemu) => {
+                let mut c = Command::new(qemu);
+                c.arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
         cmd.arg("--config-dir")
             .arg(self.config_dir())
             .arg("--state-dir")
