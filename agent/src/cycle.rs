@@ -35,6 +35,8 @@ pub struct Agent {
     pub identity: Identity,
     pub transport: Transport,
     pub in_force: Option<InForce>,
+    /// The backend acknowledged a check-in that carried this process's version.
+    version_sent: bool,
 }
 
 impl Agent {
@@ -52,6 +54,7 @@ impl Agent {
             identity,
             transport,
             in_force,
+            version_sent: false,
         })
     }
 
@@ -123,18 +126,24 @@ impl Agent {
         summary
     }
 
-    fn checkin(&self, queue: &mut ReportQueue) -> Option<CheckinResponse> {
+    fn checkin(&mut self, queue: &mut ReportQueue) -> Option<CheckinResponse> {
+        let reports = queue.pending();
         let request = CheckinRequest {
-            agent_version: apiary_proto::VERSION.to_string(),
+            agent_version: (!self.version_sent).then(|| apiary_proto::VERSION.to_string()),
             bundle_hash: self.in_force.as_ref().map(|b| b.hash.clone()),
-            queue_id: queue.id().to_string(),
-            reports: queue.pending(),
+            queue_id: if reports.is_empty() {
+                String::new()
+            } else {
+                queue.id().to_string()
+            },
+            reports,
         };
         match self
             .transport
             .post_json::<_, CheckinResponse>(paths::CHECKIN, &request)
         {
             Ok(response) => {
+                self.version_sent = true;
                 if let Some(seq) = response.ack_seq {
                     queue.ack(seq, now());
                 }

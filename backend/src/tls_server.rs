@@ -52,6 +52,22 @@ fn certs_and_key(
     Ok((certs, key))
 }
 
+/// The device listener's provider: AES-128-GCM-SHA256 first, whose 32-byte Finished messages
+/// and PSK binders keep resumed handshakes small (128-bit security, matching X25519).
+fn device_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    use rustls::crypto::ring::cipher_suite::{
+        TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384, TLS13_CHACHA20_POLY1305_SHA256,
+    };
+    Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites: vec![
+            TLS13_AES_128_GCM_SHA256,
+            TLS13_AES_256_GCM_SHA384,
+            TLS13_CHACHA20_POLY1305_SHA256,
+        ],
+        ..rustls::crypto::ring::default_provider()
+    })
+}
+
 /// TLS 1.3 for devices: the server certificate, client certificates checked against the CA.
 pub fn device_config(
     cert_pem: &str,
@@ -69,7 +85,7 @@ pub fn device_config(
         .allow_unauthenticated()
         .build()
         .map_err(|e| TlsConfigError(e.to_string()))?;
-    let mut config = ServerConfig::builder_with_provider(provider())
+    let mut config = ServerConfig::builder_with_provider(device_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsConfigError(e.to_string()))?
         .with_client_cert_verifier(verifier)
@@ -77,6 +93,9 @@ pub fn device_config(
         .map_err(|e| TlsConfigError(e.to_string()))?;
     // Stateful resumption: a fleet's sessions stay here, so tickets sent to devices stay tiny.
     config.session_storage = ServerSessionMemoryCache::new(64 * 1024);
+    // A device makes one connection per cycle and needs one ticket for the next.
+    config.send_tls13_tickets = 1;
+    config.ignore_client_order = true;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -136,6 +155,8 @@ pub async fn serve(listener: TcpListener, config: Arc<ServerConfig>, app: Router
             let result = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(30))
+                // Devices have clocks of their own; a Date header is bytes on every answer.
+                .auto_date_header(false)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
                 .await;

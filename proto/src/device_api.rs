@@ -117,11 +117,16 @@ pub struct Report {
 /// `POST /v1/checkin`: the one request of a cycle.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckinRequest {
-    pub agent_version: String,
+    /// Sent on an agent process's first check-in (it cannot change within a process); the
+    /// backend keeps the last one it received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
     /// Payload hash of the bundle in force, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle_hash: Option<String>,
     /// Identifies the report queue; a fresh queue (tmpfs wiped by a reboot) restarts `seq`.
+    /// Sent only with reports.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub queue_id: String,
     /// Unacked reports, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

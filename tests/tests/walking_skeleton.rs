@@ -82,6 +82,11 @@ fn enrol_configure_converge_restore_and_refuse_a_tampered_bundle() {
     let (code, log) = agent.run_once();
     assert_eq!(code, 0);
     assert!(log.contains("0 changed, 0 failed"), "{log}");
+    // Sent once per process, and kept by the backend across check-ins without it.
+    assert_eq!(
+        backend.device(&id)["agent_version"],
+        env!("CARGO_PKG_VERSION")
+    );
     assert_eq!(
         backend.device(&id)["reports"].as_array().unwrap().len(),
         reports.len()

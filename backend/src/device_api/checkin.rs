@@ -24,8 +24,10 @@ pub async fn checkin(
 ) -> Result<Json<CheckinResponse>, ApiError> {
     let device = super::authenticated_device(&state, &conn).await?;
     let Json(mut request) = body.map_err(ApiError::from_json)?;
-    if request.queue_id.is_empty() || request.queue_id.len() > 64 {
-        return Err(ApiError::bad_request("queue_id must be 1 to 64 characters"));
+    if (!request.reports.is_empty() && request.queue_id.is_empty()) || request.queue_id.len() > 64 {
+        return Err(ApiError::bad_request(
+            "reports need a queue_id of 1 to 64 characters",
+        ));
     }
     if request.reports.len() > MAX_REPORTS {
         return Err(ApiError::bad_request(format!(
@@ -53,7 +55,7 @@ pub async fn checkin(
         .record_checkin(
             &device.id,
             now,
-            &request.agent_version,
+            request.agent_version.as_deref(),
             request.bundle_hash.as_deref(),
         )
         .await?;

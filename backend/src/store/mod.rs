@@ -236,7 +236,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: &str,
         now: Timestamp,
-        agent_version: &str,
+        agent_version: Option<&str>,
         applied_hash: Option<&str>,
     ) -> Result<(), StoreError>;
 

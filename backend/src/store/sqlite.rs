@@ -373,12 +373,12 @@ impl Store for SqliteStore {
         &self,
         id: &str,
         now: Timestamp,
-        agent_version: &str,
+        agent_version: Option<&str>,
         applied_hash: Option<&str>,
     ) -> Result<(), StoreError> {
         let (id, agent_version, applied_hash) = (
             id.to_string(),
-            agent_version.to_string(),
+            agent_version.map(str::to_string),
             applied_hash.map(str::to_string),
         );
         self.with(move |c| {
@@ -393,7 +393,7 @@ impl Store for SqliteStore {
                 None => None,
             };
             c.execute(
-                "UPDATE devices SET last_checkin = ?2, agent_version = ?3, applied_hash = ?4,
+                "UPDATE devices SET last_checkin = ?2, agent_version = COALESCE(?3, agent_version), applied_hash = ?4,
                      applied_serial = ?5, applied_commit = ?6 WHERE id = ?1",
                 params![
                     id,
