@@ -55,6 +55,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(m) => Self::conflict(m),
+            StoreError::NotFound(m) => Self::not_found(m),
             other => Self::internal(other.to_string()),
         }
     }

@@ -38,6 +38,9 @@ enum Command {
     /// Enrolled and pending devices
     #[command(subcommand)]
     Devices(DevicesCmd),
+    /// The device tree
+    #[command(subcommand)]
+    Groups(GroupsCmd),
     /// The file manager
     #[command(subcommand)]
     Files(FilesCmd),
@@ -107,6 +110,22 @@ enum DevicesCmd {
     Approve { device: String },
     /// Reject a device
     Reject { device: String },
+    /// Put a device in a group ("unassigned" for none); it converges at its next run
+    Move { device: String, group: String },
+}
+
+#[derive(Subcommand)]
+enum GroupsCmd {
+    /// List groups with the number of devices directly in each
+    List(JsonFlag),
+    /// Create a group (and missing ancestors)
+    Create { path: String },
+    /// Rename a group, e.g. /lab/old to /lab/new; subgroups, devices and configuration follow
+    Rename { from: String, to: String },
+    /// Move a group under another parent, keeping its name
+    Move { path: String, parent: String },
+    /// Delete an empty group
+    Delete { path: String },
 }
 
 #[derive(Subcommand)]
@@ -211,6 +230,41 @@ fn run(cli: Cli) -> Result<(), ClientError> {
                 c.post(&format!("/devices/{id}/reject"), &json!({}))?;
                 eprintln!("device {id} rejected");
             }
+            DevicesCmd::Move { device, group } => {
+                let id = resolve_device(&c, &device)?;
+                let target = (group != "unassigned").then_some(group.as_str());
+                let moved = c.post(&format!("/devices/{id}/move"), &json!({"group": target}))?;
+                let note = if moved["new_bundle"] == true {
+                    "; it gets a new bundle"
+                } else {
+                    ""
+                };
+                eprintln!("device {id} moved to {group}{note}");
+            }
+        },
+        Command::Groups(cmd) => match cmd {
+            GroupsCmd::List(j) => output::print(&c.get("/groups")?, j.json, output::groups),
+            GroupsCmd::Create { path } => {
+                let created = c.post("/groups", &json!({"path": path}))?;
+                eprintln!(
+                    "group {} created",
+                    created["path"].as_str().unwrap_or_default()
+                );
+            }
+            GroupsCmd::Rename { from, to } => rename_group(&c, &from, &to)?,
+            GroupsCmd::Move { path, parent } => {
+                let name = path
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default();
+                let to = format!("{}/{name}", parent.trim_end_matches('/'));
+                rename_group(&c, &path, &to)?;
+            }
+            GroupsCmd::Delete { path } => {
+                c.delete(&format!("/groups?path={}", encode(&path, false)))?;
+                eprintln!("group {path} deleted");
+            }
         },
         Command::Files(cmd) => match cmd {
             FilesCmd::Upload { local, remote } => {
@@ -283,6 +337,15 @@ fn run(cli: Cli) -> Result<(), ClientError> {
         }
         Command::Ca => print!("{}", c.get_text("/ca")?),
     }
+    Ok(())
+}
+
+fn rename_group(c: &Client, from: &str, to: &str) -> Result<(), ClientError> {
+    let r = c.post("/groups/rename", &json!({"from": from, "to": to}))?;
+    eprintln!(
+        "group {from} is now {to}; {} device(s) got a new bundle",
+        r["devices_with_new_bundle"]
+    );
     Ok(())
 }
 

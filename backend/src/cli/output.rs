@@ -212,3 +212,10 @@ pub fn commits(v: &Value) {
         );
     }
 }
+
+pub fn groups(v: &Value) {
+    println!("{:<40} DEVICES", "GROUP");
+    for g in rows(v) {
+        println!("{:<40} {}", s(&g["path"]), s(&g["devices"]));
+    }
+}

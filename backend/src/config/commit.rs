@@ -97,21 +97,31 @@ pub async fn commit(
     })
 }
 
-/// Compiles a new bundle for one device from the active configuration, if its content changed
-/// (or it has none yet). Used when a device is approved.
-pub async fn refresh_device(
+/// Recompiles the given devices' bundles from the active configuration, storing those whose
+/// content changed (or that have none yet). Used on approval and when the tree changes.
+pub async fn refresh_devices(
     state: &AppState,
-    device: &Device,
+    devices: &[Device],
     now: Timestamp,
-) -> Result<(), CommitError> {
+) -> Result<usize, CommitError> {
     let _guard = state.commit_lock.lock().await;
     let tree = ConfigTree::new(state.store.active_config().await?);
     let files = file_index(state).await?;
     let commit_id = state.store.latest_commit_id().await?;
-    if let Some(bundle) = bundle_for(state, &tree, &files, device, commit_id, now).await? {
-        state.store.insert_bundles(vec![bundle]).await?;
+    let mut bundles = Vec::new();
+    for device in devices
+        .iter()
+        .filter(|d| d.status == DeviceStatus::Approved)
+    {
+        if let Some(bundle) = bundle_for(state, &tree, &files, device, commit_id, now).await? {
+            bundles.push(bundle);
+        }
     }
-    Ok(())
+    let changed = bundles.len();
+    if changed > 0 {
+        state.store.insert_bundles(bundles).await?;
+    }
+    Ok(changed)
 }
 
 async fn compile_all(

@@ -6,3 +6,4 @@ pub mod compile;
 pub mod effective;
 pub mod node;
 pub mod policies;
+pub mod tree;

@@ -69,6 +69,14 @@ pub fn normalize_group(path: &str) -> Result<String, NodeError> {
     Ok(format!("/{trimmed}"))
 }
 
+/// The parent of a group path (`/` for top-level groups and for `/` itself).
+pub fn parent(path: &str) -> String {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) | None => "/".to_string(),
+        Some((head, _)) => head.to_string(),
+    }
+}
+
 /// The groups from the root down to `path`, inclusive.
 pub fn lineage(path: &str) -> Vec<String> {
     let mut out = vec!["/".to_string()];
@@ -97,6 +105,13 @@ mod tests {
         for bad in ["/a//b", "/a/../b", "/a b", "prod", "/ä"] {
             assert!(Node::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn parents() {
+        assert_eq!(parent("/a/b"), "/a");
+        assert_eq!(parent("/a"), "/");
+        assert_eq!(parent("/"), "/");
     }
 
     #[test]

@@ -98,7 +98,7 @@ pub async fn approve(state: &Shared, device: &Device, actor: &str) -> Result<Dev
         .approve_device(&device.id, &cert, &fingerprint, now())
         .await?;
     let device = find(state, &device.id).await?;
-    crate::config::commit::refresh_device(state, &device, now())
+    crate::config::commit::refresh_devices(state, std::slice::from_ref(&device), now())
         .await
         .map_err(|e| {
             ApiError::internal(format!(

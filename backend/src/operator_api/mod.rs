@@ -13,6 +13,7 @@ mod commits;
 mod config;
 pub mod devices;
 mod files;
+mod groups;
 
 /// Largest file-manager upload.
 pub const MAX_UPLOAD_BYTES: u64 = 4 * 1024 * 1024 * 1024;
@@ -32,6 +33,14 @@ pub fn router(state: Shared) -> Router {
         .route("/devices/{id}", get(devices::show))
         .route("/devices/{id}/approve", post(devices::approve_handler))
         .route("/devices/{id}/reject", post(devices::reject))
+        .route("/devices/{id}/move", post(groups::move_device))
+        .route(
+            "/groups",
+            get(groups::list)
+                .post(groups::create)
+                .delete(groups::delete),
+        )
+        .route("/groups/rename", post(groups::rename))
         .route("/files", get(files::list))
         .route(
             "/files/{*path}",

@@ -19,6 +19,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
 }
 
 /// A device's enrolment state.
@@ -47,6 +49,14 @@ impl DeviceStatus {
             _ => return None,
         })
     }
+}
+
+/// A group of the device tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GroupInfo {
+    pub path: String,
+    /// Devices directly in this group (not in subgroups).
+    pub devices: u64,
 }
 
 /// An operator-issued bootstrap key (its secret is stored only as a hash).
@@ -197,6 +207,16 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a group path and its ancestors if missing.
     async fn ensure_group(&self, path: &str) -> Result<(), StoreError>;
     async fn group_exists(&self, path: &str) -> Result<bool, StoreError>;
+    /// Every group, root first in path order, with the number of devices directly in it.
+    async fn list_groups(&self) -> Result<Vec<GroupInfo>, StoreError>;
+    /// Renames (or moves) a group and everything under it: subgroups, devices, configuration,
+    /// drafts and bootstrap keys follow. `to` must not exist and its parent must.
+    async fn rename_group(&self, from: &str, to: &str) -> Result<(), StoreError>;
+    /// Deletes a group without subgroups, devices or live bootstrap keys, with its own
+    /// configuration and drafts.
+    async fn delete_group(&self, path: &str) -> Result<(), StoreError>;
+    /// Puts a device in a group (`None`: unassigned).
+    async fn move_device(&self, id: &str, group: Option<&str>) -> Result<(), StoreError>;
 
     // Operator tokens.
     async fn insert_token(&self, name: &str, hash: &str, now: Timestamp)

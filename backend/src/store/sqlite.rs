@@ -193,6 +193,162 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn list_groups(&self) -> Result<Vec<GroupInfo>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT g.path, (SELECT COUNT(*) FROM devices d WHERE d.group_path = g.path)
+                 FROM groups g ORDER BY g.path",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(GroupInfo {
+                        path: r.get(0)?,
+                        devices: r.get::<_, i64>(1)? as u64,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn rename_group(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.with(move |c| {
+            if from == "/" {
+                return Err(StoreError::Conflict(
+                    "the root group / cannot be renamed or moved".into(),
+                ));
+            }
+            if to == from || to.starts_with(&format!("{from}/")) {
+                return Err(StoreError::Conflict(format!(
+                    "group {from} cannot move into itself ({to})"
+                )));
+            }
+            let tx = c.transaction()?;
+            let exists = |p: &str| -> rusqlite::Result<bool> {
+                Ok(tx
+                    .query_row("SELECT 1 FROM groups WHERE path = ?1", [p], |_| Ok(()))
+                    .optional()?
+                    .is_some())
+            };
+            if !exists(&from)? {
+                return Err(StoreError::NotFound(format!("no group {from}")));
+            }
+            if exists(&to)? {
+                return Err(StoreError::Conflict(format!("group {to} already exists")));
+            }
+            let parent = crate::config::node::parent(&to);
+            if !exists(&parent)? {
+                return Err(StoreError::Conflict(format!(
+                    "parent group {parent} of {to} does not exist"
+                )));
+            }
+            // Parents and children change together; check references at commit, not per row.
+            tx.pragma_update(None, "defer_foreign_keys", true)?;
+            // Prefix tests, not LIKE: '_' in a group name is a LIKE wildcard.
+            let subtree = |column: &str| {
+                format!("{column} = ?1 OR substr({column}, 1, length(?1) + 1) = ?1 || '/'")
+            };
+            let moved = |column: &str| format!("?2 || substr({column}, length(?1) + 1)");
+            for (table, column) in [
+                ("groups", "path"),
+                ("devices", "group_path"),
+                ("bootstrap_keys", "group_path"),
+                ("config", "node"),
+                ("config_drafts", "node"),
+            ] {
+                tx.execute(
+                    &format!(
+                        "UPDATE {table} SET {column} = {} WHERE {}",
+                        moved(column),
+                        subtree(column)
+                    ),
+                    params![from, to],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_group(&self, path: &str) -> Result<(), StoreError> {
+        let path = path.to_string();
+        self.with(move |c| {
+            if path == "/" {
+                return Err(StoreError::Conflict(
+                    "the root group / cannot be deleted".into(),
+                ));
+            }
+            let tx = c.transaction()?;
+            let count =
+                |sql: &str| -> rusqlite::Result<i64> { tx.query_row(sql, [&path], |r| r.get(0)) };
+            if count("SELECT COUNT(*) FROM groups WHERE path = ?1")? == 0 {
+                return Err(StoreError::NotFound(format!("no group {path}")));
+            }
+            if count(
+                "SELECT COUNT(*) FROM groups WHERE substr(path, 1, length(?1) + 1) = ?1 || '/'",
+            )? > 0
+            {
+                return Err(StoreError::Conflict(format!(
+                    "group {path} has subgroups; only empty groups can be deleted"
+                )));
+            }
+            let devices = count("SELECT COUNT(*) FROM devices WHERE group_path = ?1")?;
+            if devices > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "group {path} has {devices} device(s); only empty groups can be deleted"
+                )));
+            }
+            let keys = count(
+                "SELECT COUNT(*) FROM bootstrap_keys WHERE group_path = ?1 AND revoked_at IS NULL",
+            )?;
+            if keys > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "bootstrap key(s) still enrol devices into {path}; revoke them first"
+                )));
+            }
+            tx.execute(
+                "UPDATE bootstrap_keys SET group_path = NULL WHERE group_path = ?1",
+                [&path],
+            )?;
+            tx.execute("DELETE FROM config WHERE node = ?1", [&path])?;
+            tx.execute("DELETE FROM config_drafts WHERE node = ?1", [&path])?;
+            tx.execute("DELETE FROM groups WHERE path = ?1", [&path])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn move_device(&self, id: &str, group: Option<&str>) -> Result<(), StoreError> {
+        let (id, group) = (id.to_string(), group.map(str::to_string));
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE devices SET group_path = ?2 WHERE id = ?1",
+                    params![id, group],
+                )
+                .map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _)
+                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        StoreError::NotFound(format!(
+                            "no group {}",
+                            group.as_deref().unwrap_or("?")
+                        ))
+                    }
+                    other => other.into(),
+                })?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("no device {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn insert_token(
         &self,
         name: &str,
@@ -843,6 +999,103 @@ mod tests {
         s.ensure_group("/a/b").await.unwrap();
         assert!(s.group_exists("/a").await.unwrap());
         assert!(!s.group_exists("/b").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn renaming_a_group_moves_its_whole_subtree_and_nothing_else() {
+        let (_d, s) = store();
+        device(&s).await;
+        for g in ["/a_b/c", "/aXb", "/a_bc"] {
+            s.ensure_group(g).await.unwrap();
+        }
+        s.move_device("d", Some("/a_b/c")).await.unwrap();
+        let key = s
+            .insert_bootstrap_key("k2", Some("/a_b"), false, "t", 1)
+            .await
+            .unwrap();
+        s.apply_commit(
+            Commit {
+                id: 1,
+                author: "t".into(),
+                message: "m".into(),
+                created_at: 1,
+                changes: vec![ConfigChange {
+                    node: "/a_b".into(),
+                    policy: "settings".into(),
+                    before: None,
+                    after: Some(serde_json::json!({})),
+                }],
+            },
+            vec![],
+        )
+        .await
+        .unwrap();
+
+        s.set_draft("/a_b/c", "settings", Some(serde_json::json!({})))
+            .await
+            .unwrap();
+        s.rename_group("/a_b", "/aXb/moved").await.unwrap();
+        let paths: Vec<String> = s
+            .list_groups()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| g.path)
+            .collect();
+        assert_eq!(paths, ["/", "/aXb", "/aXb/moved", "/aXb/moved/c", "/a_bc"]);
+        assert_eq!(
+            s.device("d").await.unwrap().unwrap().group.as_deref(),
+            Some("/aXb/moved/c")
+        );
+        assert_eq!(s.active_config().await.unwrap()[0].node, "/aXb/moved");
+        assert_eq!(s.drafts().await.unwrap()[0].0, "/aXb/moved/c");
+        let keys = s.list_bootstrap_keys().await.unwrap();
+        assert_eq!(
+            keys.iter()
+                .find(|k| k.id == key.id)
+                .unwrap()
+                .group
+                .as_deref(),
+            Some("/aXb/moved")
+        );
+
+        for (from, to, want) in [
+            ("/", "/x", "root group"),
+            ("/aXb", "/aXb/moved/deeper", "into itself"),
+            ("/aXb/moved", "/a_bc", "already exists"),
+            ("/aXb/moved", "/nope/x", "parent group /nope"),
+        ] {
+            let err = s.rename_group(from, to).await.unwrap_err().to_string();
+            assert!(err.contains(want), "{from} -> {to}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn only_empty_groups_can_be_deleted() {
+        let (_d, s) = store();
+        device(&s).await;
+        s.ensure_group("/a/b").await.unwrap();
+        s.move_device("d", Some("/a/b")).await.unwrap();
+        let refused = |e: StoreError| e.to_string();
+        assert!(refused(s.delete_group("/a").await.unwrap_err()).contains("subgroups"));
+        assert!(refused(s.delete_group("/a/b").await.unwrap_err()).contains("1 device(s)"));
+        s.move_device("d", None).await.unwrap();
+        let key = s
+            .insert_bootstrap_key("k3", Some("/a/b"), false, "t", 1)
+            .await
+            .unwrap();
+        assert!(refused(s.delete_group("/a/b").await.unwrap_err()).contains("revoke them first"));
+        s.revoke_bootstrap_key(key.id, 2).await.unwrap();
+        s.delete_group("/a/b").await.unwrap();
+        s.delete_group("/a").await.unwrap();
+        assert!(matches!(
+            s.delete_group("/a").await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.move_device("d", Some("/gone")).await,
+            Err(StoreError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
