@@ -61,6 +61,29 @@ enum Command {
     /// Committed change sets
     #[command(subcommand)]
     Commits(CommitsCmd),
+    /// Uncommitted configuration changes
+    #[command(subcommand)]
+    Drafts(DraftsCmd),
+    /// Who did what: every operator action, newest first
+    Audit {
+        /// Only actions by this token name
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action, e.g. device.approve, commit, config.set
+        #[arg(long)]
+        action: Option<String>,
+        /// Only targets starting with this (a device id, a group path, a commit id)
+        #[arg(long)]
+        target: Option<String>,
+        /// Only the last DURATION (e.g. 30m, 12h, 7d) or since a unix time
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many entries
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Print the CA certificate agents pin (for `apiary-agent bootstrap --ca-cert`)
     Ca,
 }
@@ -160,6 +183,29 @@ enum ConfigCmd {
 enum CommitsCmd {
     /// List commits, newest first
     List(JsonFlag),
+    /// Show a commit: author, time, message and a diff of every change
+    Show {
+        id: i64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Make a new commit that restores what commit ID changed to its state before ID
+    Revert {
+        id: i64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+enum DraftsCmd {
+    /// List drafts
+    List(JsonFlag),
+    /// Throw drafts away: all of them, a node's, or one policy of a node
+    Discard {
+        node: Option<String>,
+        policy: Option<String>,
+    },
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
@@ -335,9 +381,86 @@ fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Commits(CommitsCmd::List(j)) => {
             output::print(&c.get("/commits")?, j.json, output::commits)
         }
+        Command::Commits(CommitsCmd::Show { id, json }) => output::print(
+            &c.get(&format!("/commits/{id}"))?,
+            json.json,
+            output::commit,
+        ),
+        Command::Commits(CommitsCmd::Revert { id, json }) => {
+            let outcome = c.post(&format!("/commits/{id}/revert"), &json!({}))?;
+            output::print(&outcome, json.json, output::commit_outcome);
+        }
+        Command::Drafts(DraftsCmd::List(j)) => {
+            output::print(&c.get("/drafts")?, j.json, output::drafts)
+        }
+        Command::Drafts(DraftsCmd::Discard { node, policy }) => {
+            let mut query = Vec::new();
+            if let Some(n) = &node {
+                query.push(format!("node={}", encode(&resolve_node(&c, n)?, false)));
+            }
+            if let Some(p) = &policy {
+                query.push(format!("policy={}", encode(p, false)));
+            }
+            let path = if query.is_empty() {
+                "/drafts".to_string()
+            } else {
+                format!("/drafts?{}", query.join("&"))
+            };
+            let r = c.delete(&path)?;
+            eprintln!("{} draft(s) discarded", r["discarded"]);
+        }
+        Command::Audit {
+            actor,
+            action,
+            target,
+            since,
+            limit,
+            json,
+        } => {
+            let mut query = vec![format!("limit={limit}")];
+            for (key, value) in [("actor", actor), ("action", action), ("target", target)] {
+                if let Some(v) = value {
+                    query.push(format!("{key}={}", encode(&v, false)));
+                }
+            }
+            if let Some(s) = since {
+                query.push(format!("since={}", parse_since(&s)?));
+            }
+            output::print(
+                &c.get(&format!("/audit?{}", query.join("&")))?,
+                json.json,
+                output::audit,
+            );
+        }
         Command::Ca => print!("{}", c.get_text("/ca")?),
     }
     Ok(())
+}
+
+/// `30m`, `12h`, `7d` ago, or a unix time, as unix seconds.
+fn parse_since(text: &str) -> Result<i64, ClientError> {
+    let bad = || {
+        ClientError::Usage(format!(
+            "--since {text:?}: use e.g. 30m, 12h, 7d or a unix time"
+        ))
+    };
+    if let Ok(unix) = text.parse::<i64>() {
+        return Ok(unix);
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(bad()),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Ok(now - seconds)
 }
 
 fn rename_group(c: &Client, from: &str, to: &str) -> Result<(), ClientError> {

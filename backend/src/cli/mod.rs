@@ -2,4 +2,5 @@
 
 pub mod client;
 pub mod commands;
+mod diff;
 mod output;

@@ -219,3 +219,61 @@ pub fn groups(v: &Value) {
         println!("{:<40} {}", s(&g["path"]), s(&g["devices"]));
     }
 }
+
+pub fn commit(v: &Value) {
+    println!(
+        "commit {}  {}  by {}",
+        s(&v["id"]),
+        time(&v["created_at"]),
+        s(&v["author"])
+    );
+    println!("    {}", s(&v["message"]));
+    for c in rows(&v["changes"]) {
+        println!();
+        println!("{} {}:", s(&c["node"]), s(&c["policy"]));
+        print!(
+            "{}",
+            super::diff::render(&pretty(&c["before"]), &pretty(&c["after"]))
+        );
+    }
+}
+
+/// A document as indented JSON lines; an unset document as nothing.
+fn pretty(doc: &Value) -> String {
+    if doc.is_null() {
+        String::new()
+    } else {
+        serde_json::to_string_pretty(doc).expect("JSON values serialise")
+    }
+}
+
+pub fn drafts(v: &Value) {
+    if rows(v).is_empty() {
+        println!("no drafts");
+    }
+    for d in rows(v) {
+        if d["draft"].is_null() {
+            println!("{} {}: unset", s(&d["node"]), s(&d["policy"]));
+        } else {
+            println!("{} {}: {}", s(&d["node"]), s(&d["policy"]), d["draft"]);
+        }
+    }
+}
+
+pub fn audit(v: &Value) {
+    println!(
+        "{:<20} {:<12} {:<18} {:<24} DETAIL",
+        "TIME", "ACTOR", "ACTION", "TARGET"
+    );
+    for e in rows(v) {
+        let target: String = s(&e["target"]).chars().take(24).collect();
+        println!(
+            "{:<20} {:<12} {:<18} {:<24} {}",
+            time(&e["time"]),
+            s(&e["actor"]),
+            s(&e["action"]),
+            target,
+            s(&e["detail"])
+        );
+    }
+}

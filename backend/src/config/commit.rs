@@ -22,6 +22,12 @@ pub enum CommitError {
         device: String,
         source: CompileError,
     },
+    #[error("there are uncommitted drafts; commit or discard them before reverting")]
+    DraftsPending,
+    #[error("no commit {0}")]
+    NoSuchCommit(i64),
+    #[error("commit {commit} changed {node}, which no longer exists")]
+    NodeGone { commit: i64, node: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -95,6 +101,53 @@ pub async fn commit(
         changes,
         impacted_devices,
     })
+}
+
+/// Makes a new commit that restores every policy commit `id` changed to what it was before.
+///
+/// Later commits to the same node and policy are overwritten too: the result is the state
+/// just before `id`, for what `id` touched.
+pub async fn revert(
+    state: &AppState,
+    author: &str,
+    id: i64,
+    now: Timestamp,
+) -> Result<CommitOutcome, CommitError> {
+    let store = &state.store;
+    let target = store
+        .list_commits()
+        .await?
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or(CommitError::NoSuchCommit(id))?;
+    if !store.drafts().await?.is_empty() {
+        return Err(CommitError::DraftsPending);
+    }
+    for change in &target.changes {
+        let exists = if change.node.starts_with('/') {
+            store.group_exists(&change.node).await?
+        } else {
+            store.device(&change.node).await?.is_some()
+        };
+        if !exists {
+            return Err(CommitError::NodeGone {
+                commit: id,
+                node: change.node.clone(),
+            });
+        }
+    }
+    for change in &target.changes {
+        store
+            .set_draft(&change.node, &change.policy, change.before.clone())
+            .await?;
+    }
+    let message = format!("Revert commit {id}: {}", target.message);
+    let outcome = commit(state, author, &message, false, now).await;
+    if outcome.is_err() {
+        // Leave no half-made revert behind as drafts.
+        store.discard_drafts(None, None).await?;
+    }
+    outcome
 }
 
 /// Recompiles the given devices' bundles from the active configuration, storing those whose

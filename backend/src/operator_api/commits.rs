@@ -2,14 +2,14 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use serde::Deserialize;
 
 use super::auth::Actor;
 use crate::config::commit::{self, CommitError, CommitOutcome};
 use crate::error::ApiError;
 use crate::state::{Shared, now};
-use crate::store::{AuditEntry, Commit};
+use crate::store::{AuditEntry, AuditFilter, Commit};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,13 +29,7 @@ pub async fn create(
     if req.message.trim().is_empty() {
         return Err(ApiError::bad_request("a commit needs a message"));
     }
-    let outcome = commit::commit(&state, &actor.0, &req.message, req.dry_run, now())
-        .await
-        .map_err(|e| match e {
-            CommitError::NothingToCommit => ApiError::conflict(e.to_string()),
-            CommitError::Compile { .. } => ApiError::bad_request(e.to_string()),
-            CommitError::Store(s) => s.into(),
-        })?;
+    let outcome = commit::commit(&state, &actor.0, &req.message, req.dry_run, now()).await?;
     if let Some(id) = outcome.id {
         super::audit(
             &state,
@@ -53,25 +47,113 @@ pub async fn create(
     Ok(Json(outcome))
 }
 
+impl From<CommitError> for ApiError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::NothingToCommit
+            | CommitError::DraftsPending
+            | CommitError::NodeGone { .. } => ApiError::conflict(e.to_string()),
+            CommitError::Compile { .. } => ApiError::bad_request(e.to_string()),
+            CommitError::NoSuchCommit(_) => ApiError::not_found(e.to_string()),
+            CommitError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// `GET /api/v1/commits/{id}`.
+pub async fn show(
+    State(state): State<Shared>,
+    Path(id): Path<i64>,
+) -> Result<Json<Commit>, ApiError> {
+    state
+        .store
+        .list_commits()
+        .await?
+        .into_iter()
+        .find(|c| c.id == id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no commit {id}")))
+}
+
+/// `POST /api/v1/commits/{id}/revert`.
+pub async fn revert(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<i64>,
+) -> Result<Json<CommitOutcome>, ApiError> {
+    let outcome = commit::revert(&state, &actor.0, id, now()).await?;
+    if let Some(new) = outcome.id {
+        super::audit(
+            &state,
+            &actor.0,
+            "commit.revert",
+            &id.to_string(),
+            format!("as commit {new}"),
+        )
+        .await;
+    }
+    Ok(Json(outcome))
+}
+
+#[derive(Deserialize)]
+pub struct DraftQuery {
+    node: Option<String>,
+    policy: Option<String>,
+}
+
+/// `GET /api/v1/drafts`: every uncommitted change.
+pub async fn drafts(State(state): State<Shared>) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    Ok(Json(
+        state
+            .store
+            .drafts()
+            .await?
+            .into_iter()
+            .map(|(node, policy, draft)| serde_json::json!({"node": node, "policy": policy, "draft": draft}))
+            .collect(),
+    ))
+}
+
+/// `DELETE /api/v1/drafts[?node=N[&policy=P]]`: throws drafts away.
+pub async fn discard(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    Query(q): Query<DraftQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if q.policy.is_some() && q.node.is_none() {
+        return Err(ApiError::bad_request(
+            "discarding a policy's drafts needs its node",
+        ));
+    }
+    let n = state
+        .store
+        .discard_drafts(q.node.as_deref(), q.policy.as_deref())
+        .await?;
+    let target = format!(
+        "{} {}",
+        q.node.as_deref().unwrap_or("*"),
+        q.policy.as_deref().unwrap_or("*")
+    );
+    super::audit(
+        &state,
+        &actor.0,
+        "drafts.discard",
+        &target,
+        format!("{n} draft(s)"),
+    )
+    .await;
+    Ok(Json(serde_json::json!({"discarded": n})))
+}
+
 /// `GET /api/v1/commits`, newest first.
 pub async fn list(State(state): State<Shared>) -> Result<Json<Vec<Commit>>, ApiError> {
     Ok(Json(state.store.list_commits().await?))
 }
 
-#[derive(Deserialize)]
-pub struct AuditQuery {
-    limit: Option<u32>,
-}
-
-/// `GET /api/v1/audit[?limit=N]`, newest first.
+/// `GET /api/v1/audit[?actor=&action=&target=&since=&limit=]`, newest first.
 pub async fn audit(
     State(state): State<Shared>,
-    Query(q): Query<AuditQuery>,
+    Query(filter): Query<AuditFilter>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    Ok(Json(
-        state
-            .store
-            .list_audit(q.limit.unwrap_or(100).min(10_000))
-            .await?,
-    ))
+    Ok(Json(state.store.list_audit(filter).await?))
 }

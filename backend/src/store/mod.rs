@@ -190,6 +190,18 @@ pub struct ApiToken {
     pub name: String,
 }
 
+/// Which audit entries to list. Text fields match exactly, except `target`, which also
+/// matches as a prefix (a group path finds actions on its subtree).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    /// Unix seconds, inclusive.
+    pub since: Option<Timestamp>,
+    pub limit: Option<u32>,
+}
+
 /// One audited operator action.
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditEntry {
@@ -310,5 +322,12 @@ pub trait Store: Send + Sync + 'static {
 
     // Audit.
     async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError>;
-    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Audit entries matching `filter`, newest first.
+    async fn list_audit(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Drops drafts: all, a node's, or one policy of a node. Returns how many.
+    async fn discard_drafts(
+        &self,
+        node: Option<&str>,
+        policy: Option<&str>,
+    ) -> Result<u64, StoreError>;
 }

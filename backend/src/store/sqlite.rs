@@ -852,13 +852,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn list_audit(&self, f: AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare(
-                "SELECT time, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1",
+                "SELECT time, actor, action, target, detail FROM audit
+                 WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2)
+                   AND (?3 IS NULL OR target = ?3 OR substr(target, 1, length(?3)) = ?3)
+                   AND (?4 IS NULL OR time >= ?4)
+                 ORDER BY id DESC LIMIT ?5",
             )?;
+            let limit = f.limit.unwrap_or(100).min(10_000);
             let rows = stmt
-                .query_map([limit], |r| {
+                .query_map(params![f.actor, f.action, f.target, f.since, limit], |r| {
                     Ok(AuditEntry {
                         time: r.get(0)?,
                         actor: r.get(1)?,
@@ -869,6 +874,22 @@ impl Store for SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn discard_drafts(
+        &self,
+        node: Option<&str>,
+        policy: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let (node, policy) = (node.map(str::to_string), policy.map(str::to_string));
+        self.with(move |c| {
+            let n = c.execute(
+                "DELETE FROM config_drafts WHERE (?1 IS NULL OR node = ?1) AND (?2 IS NULL OR policy = ?2)",
+                params![node, policy],
+            )?;
+            Ok(n as u64)
         })
         .await
     }
