@@ -166,7 +166,7 @@ impl Agent {
         queue.push(
             NewReport {
                 level: Level::Error,
-                policy: "bundle".into(),
+                policy: apiary_proto::device_api::REFUSED_BUNDLE_POLICY.into(),
                 item: Some(hash.to_string()),
                 message: format!("bundle rejected, the last good bundle stays in force: {reason}"),
                 output: None,

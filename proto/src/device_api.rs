@@ -92,6 +92,10 @@ impl Level {
     }
 }
 
+/// The `policy` of the report an agent makes when it refuses a bundle; its `item` is the
+/// refused bundle's hash.
+pub const REFUSED_BUNDLE_POLICY: &str = "bundle";
+
 /// One status message from the agent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {

@@ -112,7 +112,7 @@ fn enrol_configure_converge_restore_and_refuse_a_tampered_bundle() {
         "file_distribution",
         &app_config(&agent, "mqtt.next"),
     );
-    backend.cli_ok(&["commit", "-m", "next server"]);
+    let next = backend.cli_json(&["commit", "-m", "next server"]);
     tamper_current_bundle(&backend, &id, "mqtt.next", "mqtt.attacker");
     let (code, log) = agent.run_once();
     assert_eq!(code, 2, "{log}");
@@ -125,6 +125,9 @@ fn enrol_configure_converge_restore_and_refuse_a_tampered_bundle() {
     let rejection = &device["reports"][0];
     assert_eq!(rejection["level"], "error");
     assert_eq!(rejection["policy"], "bundle");
+    let rollout = &backend.cli_json(&["commits", "show", &next["id"].to_string()])["rollout"];
+    assert_eq!(rollout["devices"][0]["state"], "failed", "{rollout}");
+    assert_eq!(rollout["devices"][0]["failed_policies"], json!(["bundle"]));
     assert!(
         rejection["message"]
             .as_str()

@@ -228,6 +228,29 @@ pub fn commit(v: &Value) {
         s(&v["author"])
     );
     println!("    {}", s(&v["message"]));
+    let counts = &v["rollout"]["counts"];
+    println!();
+    println!(
+        "rollout: {} converged, {} failed, {} pending, {} superseded",
+        s(&counts["converged"]),
+        s(&counts["failed"]),
+        s(&counts["pending"]),
+        s(&counts["superseded"])
+    );
+    for d in rows(&v["rollout"]["devices"]) {
+        let failed: Vec<String> = rows(&d["failed_policies"]).iter().map(s).collect();
+        let why = if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", failed.join(", "))
+        };
+        println!(
+            "  {:<10} {} {}{why}",
+            s(&d["state"]),
+            short(&d["device_id"]),
+            s(&d["device_name"])
+        );
+    }
     for c in rows(&v["changes"]) {
         println!();
         println!("{} {}:", s(&c["node"]), s(&c["policy"]));

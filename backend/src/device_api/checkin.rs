@@ -4,11 +4,14 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, State};
 
-use apiary_proto::device_api::{CheckinRequest, CheckinResponse};
+use apiary_proto::device_api::{
+    CheckinRequest, CheckinResponse, Level, REFUSED_BUNDLE_POLICY, Report,
+};
 use apiary_proto::signed::Envelope;
 
 use crate::error::ApiError;
 use crate::state::{Shared, now};
+use crate::store::CheckinOutcome;
 use crate::tls_server::ConnInfo;
 
 /// Reports accepted per check-in; the agent sends fewer and keeps the rest queued.
@@ -41,6 +44,7 @@ pub async fn checkin(
             truncate(o, MAX_OUTPUT);
         }
     }
+    let outcome = rollout_outcome(&request.reports);
     let now = now();
     let ack_seq = if request.reports.is_empty() {
         None
@@ -57,6 +61,7 @@ pub async fn checkin(
             now,
             request.agent_version.as_deref(),
             request.bundle_hash.as_deref(),
+            outcome,
         )
         .await?;
 
@@ -69,6 +74,20 @@ pub async fn checkin(
         _ => None,
     };
     Ok(Json(CheckinResponse { bundle, ack_seq }))
+}
+
+/// What the reports say about bundles: errors per bundle serial, and refused bundles (the
+/// agent names a refused bundle by its hash, in the report's item).
+fn rollout_outcome(reports: &[Report]) -> CheckinOutcome {
+    let mut outcome = CheckinOutcome::default();
+    for r in reports.iter().filter(|r| r.level >= Level::Error) {
+        match (r.policy.as_str(), &r.item, r.bundle_serial) {
+            (REFUSED_BUNDLE_POLICY, Some(hash), _) => outcome.refused.push(hash.clone()),
+            (policy, _, Some(serial)) => outcome.errors.push((serial, policy.to_string())),
+            _ => {}
+        }
+    }
+    outcome
 }
 
 fn truncate(text: &mut String, max: usize) {

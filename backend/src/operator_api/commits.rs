@@ -3,13 +3,15 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, Path, Query, State};
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use super::auth::Actor;
 use crate::config::commit::{self, CommitError, CommitOutcome};
 use crate::error::ApiError;
 use crate::state::{Shared, now};
-use crate::store::{AuditEntry, AuditFilter, Commit};
+use crate::store::{AuditEntry, AuditFilter, Commit, RolloutEntry, RolloutState};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,19 +62,50 @@ impl From<CommitError> for ApiError {
     }
 }
 
-/// `GET /api/v1/commits/{id}`.
+/// A commit with where its rollout stands.
+#[derive(Serialize)]
+pub struct CommitDetail {
+    #[serde(flatten)]
+    commit: Commit,
+    rollout: Rollout,
+}
+
+/// Devices per rollout state, and each device's entry.
+#[derive(Serialize)]
+pub struct Rollout {
+    counts: BTreeMap<&'static str, usize>,
+    devices: Vec<RolloutEntry>,
+}
+
+/// `GET /api/v1/commits/{id}`: the commit, its changes and its rollout.
 pub async fn show(
     State(state): State<Shared>,
     Path(id): Path<i64>,
-) -> Result<Json<Commit>, ApiError> {
-    state
+) -> Result<Json<CommitDetail>, ApiError> {
+    let commit = state
         .store
         .list_commits()
         .await?
         .into_iter()
         .find(|c| c.id == id)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no commit {id}")))
+        .ok_or_else(|| ApiError::not_found(format!("no commit {id}")))?;
+    let devices = state.store.rollout(id).await?;
+    let mut counts: BTreeMap<&'static str, usize> = [
+        RolloutState::Pending,
+        RolloutState::Converged,
+        RolloutState::Failed,
+        RolloutState::Superseded,
+    ]
+    .into_iter()
+    .map(|s| (s.as_str(), 0))
+    .collect();
+    for d in &devices {
+        *counts.entry(d.state.as_str()).or_default() += 1;
+    }
+    Ok(Json(CommitDetail {
+        commit,
+        rollout: Rollout { counts, devices },
+    }))
 }
 
 /// `POST /api/v1/commits/{id}/revert`.

@@ -129,6 +129,62 @@ pub struct StoredBundle {
     pub files: Vec<String>,
 }
 
+/// Where one device stands in one commit's rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RolloutState {
+    /// The bundle is waiting for the device's next check-in.
+    Pending,
+    /// The device applied the bundle without policy errors.
+    Converged,
+    /// The device applied the bundle but policies reported errors, or refused the bundle.
+    Failed,
+    /// A newer bundle replaced this one before the device applied it.
+    Superseded,
+}
+
+impl RolloutState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutState::Pending => "pending",
+            RolloutState::Converged => "converged",
+            RolloutState::Failed => "failed",
+            RolloutState::Superseded => "superseded",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => RolloutState::Pending,
+            "converged" => RolloutState::Converged,
+            "failed" => RolloutState::Failed,
+            "superseded" => RolloutState::Superseded,
+            _ => return None,
+        })
+    }
+}
+
+/// One device in a commit's rollout.
+#[derive(Clone, Debug, Serialize)]
+pub struct RolloutEntry {
+    pub device_id: String,
+    pub device_name: String,
+    pub serial: u64,
+    pub state: RolloutState,
+    /// Policies that reported errors for this bundle (`bundle` when it was refused).
+    pub failed_policies: Vec<String>,
+    pub updated_at: Timestamp,
+}
+
+/// What a check-in says about how bundles went, for rollout tracking.
+#[derive(Clone, Debug, Default)]
+pub struct CheckinOutcome {
+    /// `(bundle serial, policy)` of every error or critical report in the check-in.
+    pub errors: Vec<(u64, String)>,
+    /// Hashes of bundles the device refused.
+    pub refused: Vec<String>,
+}
+
 /// A report as stored.
 #[derive(Clone, Debug, Serialize)]
 pub struct StoredReport {
@@ -263,14 +319,17 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<(), StoreError>;
     async fn reject_device(&self, id: &str) -> Result<(), StoreError>;
-    /// Records a check-in and which bundle the device has applied.
+    /// Records a check-in, which bundle the device has applied, and so its rollout state.
     async fn record_checkin(
         &self,
         id: &str,
         now: Timestamp,
         agent_version: Option<&str>,
         applied_hash: Option<&str>,
+        outcome: CheckinOutcome,
     ) -> Result<(), StoreError>;
+    /// Every device in a commit's rollout.
+    async fn rollout(&self, commit_id: i64) -> Result<Vec<RolloutEntry>, StoreError>;
 
     // Bundles.
     async fn current_bundle(&self, device_id: &str) -> Result<Option<StoredBundle>, StoreError>;

@@ -9,7 +9,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::*;
 
-const SCHEMA_VERSION: i64 = 1;
+/// Schema migrations in order; migration `n` (1-based) brings the database to version `n`.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_rollouts.sql"),
+];
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// [`Store`] on an SQLite file.
 #[derive(Clone)]
@@ -38,20 +43,19 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        match version {
-            0 => {
-                conn.execute_batch(&format!(
-                    "BEGIN; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                    include_str!("schema.sql")
-                ))?;
-            }
-            SCHEMA_VERSION => {}
-            v => {
-                return Err(StoreError::Corrupt(format!(
-                    "{} has schema version {v}; this backend understands {SCHEMA_VERSION}",
-                    path.display()
-                )));
-            }
+        if !(0..=SCHEMA_VERSION).contains(&version) {
+            return Err(StoreError::Corrupt(format!(
+                "{} has schema version {version}; this backend understands up to {SCHEMA_VERSION}",
+                path.display()
+            )));
+        }
+        // Each migration and its version bump commit together, so a crash leaves a version
+        // that matches the tables.
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            conn.execute_batch(&format!(
+                "BEGIN; {migration} PRAGMA user_version = {}; COMMIT;",
+                i + 1
+            ))?;
         }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -531,6 +535,7 @@ impl Store for SqliteStore {
         now: Timestamp,
         agent_version: Option<&str>,
         applied_hash: Option<&str>,
+        outcome: CheckinOutcome,
     ) -> Result<(), StoreError> {
         let (id, agent_version, applied_hash) = (
             id.to_string(),
@@ -538,8 +543,9 @@ impl Store for SqliteStore {
             applied_hash.map(str::to_string),
         );
         self.with(move |c| {
+            let tx = c.transaction()?;
             let applied: Option<(i64, i64)> = match &applied_hash {
-                Some(h) => c
+                Some(h) => tx
                     .query_row(
                         "SELECT serial, commit_id FROM bundles WHERE device_id = ?1 AND hash = ?2",
                         params![id, h],
@@ -548,9 +554,9 @@ impl Store for SqliteStore {
                     .optional()?,
                 None => None,
             };
-            c.execute(
-                "UPDATE devices SET last_checkin = ?2, agent_version = COALESCE(?3, agent_version), applied_hash = ?4,
-                     applied_serial = ?5, applied_commit = ?6 WHERE id = ?1",
+            tx.execute(
+                "UPDATE devices SET last_checkin = ?2, agent_version = COALESCE(?3, agent_version),
+                     applied_hash = ?4, applied_serial = ?5, applied_commit = ?6 WHERE id = ?1",
                 params![
                     id,
                     now,
@@ -560,7 +566,76 @@ impl Store for SqliteStore {
                     applied.map(|a| a.1)
                 ],
             )?;
+            if let Some((serial, commit_id)) = applied {
+                let mut failed: Vec<&str> = outcome
+                    .errors
+                    .iter()
+                    .filter(|(s, _)| *s as i64 == serial)
+                    .map(|(_, p)| p.as_str())
+                    .collect();
+                failed.sort_unstable();
+                failed.dedup();
+                let state = if failed.is_empty() {
+                    RolloutState::Converged
+                } else {
+                    RolloutState::Failed
+                };
+                set_rollout(&tx, commit_id, &id, Some(serial), state, &failed, now)?;
+            }
+            for hash in &outcome.refused {
+                if let Some((serial, commit_id)) = refused_bundle(&tx, &id, hash)? {
+                    set_rollout(
+                        &tx,
+                        commit_id,
+                        &id,
+                        Some(serial),
+                        RolloutState::Failed,
+                        &["bundle"],
+                        now,
+                    )?;
+                }
+            }
+            tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn rollout(&self, commit_id: i64) -> Result<Vec<RolloutEntry>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT r.device_id, d.name, r.serial, r.state, r.failed_policies, r.updated_at
+                 FROM rollouts r JOIN devices d ON d.id = r.device_id
+                 WHERE r.commit_id = ?1 ORDER BY d.name, r.device_id",
+            )?;
+            let rows = stmt
+                .query_map([commit_id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(
+                    |(device_id, device_name, serial, state, failed, updated_at)| {
+                        Ok(RolloutEntry {
+                            device_id,
+                            device_name,
+                            serial: serial as u64,
+                            state: RolloutState::parse(&state).ok_or_else(|| {
+                                StoreError::Corrupt(format!("rollout state {state:?}"))
+                            })?,
+                            failed_policies: parse_json(&failed, "rollout failed policies")?,
+                            updated_at,
+                        })
+                    },
+                )
+                .collect()
         })
         .await
     }
@@ -895,6 +970,61 @@ impl Store for SqliteStore {
     }
 }
 
+/// The bundle a device refused, by the hash of the payload it received. That is normally the
+/// stored hash; if the stored envelope was altered (which is why it was refused), it is the
+/// hash of the latest envelope as served.
+fn refused_bundle(
+    tx: &rusqlite::Transaction<'_>,
+    device_id: &str,
+    hash: &str,
+) -> rusqlite::Result<Option<(i64, i64)>> {
+    let stored = tx
+        .query_row(
+            "SELECT serial, commit_id FROM bundles WHERE device_id = ?1 AND hash = ?2",
+            params![device_id, hash],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if stored.is_some() {
+        return Ok(stored);
+    }
+    let latest: Option<(i64, i64, String)> = tx
+        .query_row(
+            "SELECT serial, commit_id, envelope FROM bundles WHERE device_id = ?1 ORDER BY serial DESC LIMIT 1",
+            [device_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(latest.and_then(|(serial, commit_id, envelope)| {
+        let served = serde_json::from_str::<apiary_proto::signed::Envelope>(&envelope).ok()?;
+        (served.payload_hash() == hash).then_some((serial, commit_id))
+    }))
+}
+
+/// Sets a device's state in a commit's rollout, creating the row if needed; a no-op write is
+/// skipped so idle check-ins do not rewrite rows.
+fn set_rollout(
+    tx: &rusqlite::Transaction<'_>,
+    commit_id: i64,
+    device_id: &str,
+    serial: Option<i64>,
+    state: RolloutState,
+    failed: &[&str],
+    now: Timestamp,
+) -> rusqlite::Result<()> {
+    let failed = json(&failed);
+    tx.execute(
+        "INSERT INTO rollouts (commit_id, device_id, serial, state, failed_policies, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (commit_id, device_id) DO UPDATE SET serial = excluded.serial, state = excluded.state,
+             failed_policies = excluded.failed_policies, updated_at = excluded.updated_at
+         WHERE rollouts.serial != excluded.serial OR rollouts.state != excluded.state
+             OR rollouts.failed_policies != excluded.failed_policies",
+        params![commit_id, device_id, serial, state.as_str(), failed, now],
+    )?;
+    Ok(())
+}
+
 fn insert_bundles_tx(
     tx: &rusqlite::Transaction<'_>,
     bundles: &[StoredBundle],
@@ -908,6 +1038,21 @@ fn insert_bundles_tx(
         tx.execute(
             "DELETE FROM bundle_files WHERE device_id = ?1",
             [&b.device_id],
+        )?;
+        // The device's bundles from earlier commits that it never applied are now moot.
+        tx.execute(
+            "UPDATE rollouts SET state = 'superseded', updated_at = ?3
+             WHERE device_id = ?1 AND commit_id != ?2 AND state = 'pending'",
+            params![b.device_id, b.commit_id, b.created_at],
+        )?;
+        set_rollout(
+            tx,
+            b.commit_id,
+            &b.device_id,
+            Some(b.serial as i64),
+            RolloutState::Pending,
+            &[],
+            b.created_at,
         )?;
         for sha in &b.files {
             tx.execute(
@@ -1117,6 +1262,31 @@ mod tests {
             s.move_device("d", Some("/gone")).await,
             Err(StoreError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn an_older_database_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!("{} PRAGMA user_version = 1;", MIGRATIONS[0]))
+            .unwrap();
+        conn.execute("INSERT INTO groups (path) VALUES ('/kept')", [])
+            .unwrap();
+        drop(conn);
+        let s = SqliteStore::open(&path, false).unwrap();
+        assert!(s.group_exists("/kept").await.unwrap());
+        assert_eq!(
+            s.rollout(1).await.unwrap().len(),
+            0,
+            "the rollouts table exists"
+        );
+        drop(s);
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[tokio::test]
