@@ -22,6 +22,14 @@ fn drafts_can_be_discarded_and_commits_shown_and_reverted() {
     let file = agent.root("etc/motd");
 
     backend.set_config("/office", "file_distribution", &motd(&agent, "hello"));
+    // A dry run says which devices would change and how, and commits nothing.
+    let dry = backend.cli_json(&["commit", "-m", "greet", "--dry-run"]);
+    assert_eq!(dry["id"], Value::Null);
+    assert_eq!(dry["impacted"][0]["name"], "history-1");
+    assert_eq!(dry["impacted"][0]["policies"], json!(["file_distribution"]));
+    let text = backend.cli_ok(&["commit", "-m", "greet", "--dry-run"]);
+    assert!(text.contains("history-1: file_distribution"), "{text}");
+    assert_eq!(backend.cli_json(&["commits", "list"]), json!([]));
     let first = backend.cli_json(&["commit", "-m", "greet"]);
     backend.set_config("/office", "file_distribution", &motd(&agent, "goodbye"));
     let second = backend.cli_json(&["commit", "-m", "part"]);

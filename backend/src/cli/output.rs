@@ -193,10 +193,16 @@ pub fn commit_outcome(v: &Value) {
             s(&c["after"])
         );
     }
-    let impacted = rows(&v["impacted_devices"]);
+    let impacted = rows(&v["impacted"]);
     println!("{} device(s) get a new bundle", impacted.len());
     for d in impacted {
-        println!("  {}", s(d));
+        let policies: Vec<String> = rows(&d["policies"]).iter().map(s).collect();
+        println!(
+            "  {} {}: {}",
+            short(&d["device"]),
+            s(&d["name"]),
+            policies.join(", ")
+        );
     }
 }
 

@@ -41,6 +41,16 @@ pub struct CommitOutcome {
     pub changes: Vec<ConfigChange>,
     /// Devices whose bundle changes.
     pub impacted_devices: Vec<String>,
+    /// For each of those devices, which policies change.
+    pub impacted: Vec<Impact>,
+}
+
+/// How one device's bundle changes.
+#[derive(Debug, Serialize)]
+pub struct Impact {
+    pub device: String,
+    pub name: String,
+    pub policies: Vec<String>,
 }
 
 /// Applies all drafts (or with `dry_run`, only reports what would change).
@@ -70,7 +80,7 @@ pub async fn commit(
     }
 
     let id = store.next_commit_id().await?;
-    let bundles = compile_all(state, &tree, id, now).await?;
+    let (bundles, impacted) = compile_all(state, &tree, id, now).await?;
     if changes.is_empty() && bundles.is_empty() {
         return Err(CommitError::NothingToCommit);
     }
@@ -81,6 +91,7 @@ pub async fn commit(
             message: message.to_string(),
             changes,
             impacted_devices,
+            impacted,
         });
     }
     store
@@ -100,6 +111,7 @@ pub async fn commit(
         message: message.to_string(),
         changes,
         impacted_devices,
+        impacted,
     })
 }
 
@@ -166,7 +178,7 @@ pub async fn refresh_devices(
         .iter()
         .filter(|d| d.status == DeviceStatus::Approved)
     {
-        if let Some(bundle) = bundle_for(state, &tree, &files, device, commit_id, now).await? {
+        if let Some((bundle, _)) = bundle_for(state, &tree, &files, device, commit_id, now).await? {
             bundles.push(bundle);
         }
     }
@@ -182,21 +194,29 @@ async fn compile_all(
     tree: &ConfigTree,
     commit_id: i64,
     now: Timestamp,
-) -> Result<Vec<StoredBundle>, CommitError> {
+) -> Result<(Vec<StoredBundle>, Vec<Impact>), CommitError> {
     let files = file_index(state).await?;
-    let mut out = Vec::new();
+    let (mut bundles, mut impacts) = (Vec::new(), Vec::new());
     for device in state
         .store
         .list_devices(Some(DeviceStatus::Approved))
         .await?
     {
-        if let Some(b) = bundle_for(state, tree, &files, &device, commit_id, now).await? {
-            out.push(b);
+        if let Some((bundle, policies)) =
+            bundle_for(state, tree, &files, &device, commit_id, now).await?
+        {
+            bundles.push(bundle);
+            impacts.push(Impact {
+                device: device.id.clone(),
+                name: device.name.clone(),
+                policies,
+            });
         }
     }
-    Ok(out)
+    Ok((bundles, impacts))
 }
 
+/// A device's new bundle, if its content changes, with the names of the changed policies.
 async fn bundle_for(
     state: &AppState,
     tree: &ConfigTree,
@@ -204,13 +224,14 @@ async fn bundle_for(
     device: &Device,
     commit_id: i64,
     now: Timestamp,
-) -> Result<Option<StoredBundle>, CommitError> {
+) -> Result<Option<(StoredBundle, Vec<String>)>, CommitError> {
     let effective = tree.effective_for_device(&device.id, device.group.as_deref());
     let compiled = compile::compile(&effective, files).map_err(|source| CommitError::Compile {
         device: device.id.clone(),
         source,
     })?;
     let current = state.store.current_bundle(&device.id).await?;
+    let changed = compile::changed_policies(current.as_ref(), &compiled.policies);
     Ok(compile::next_bundle(
         &device.id,
         compiled,
@@ -218,7 +239,8 @@ async fn bundle_for(
         commit_id,
         now,
         &state.signer,
-    ))
+    )
+    .map(|b| (b, changed)))
 }
 
 async fn file_index(state: &AppState) -> Result<BTreeMap<String, FileEntry>, StoreError> {

@@ -104,6 +104,27 @@ pub fn compile(
     })
 }
 
+/// The policies whose compiled form differs between a stored bundle and a new compilation
+/// (all of the new ones when there is no stored bundle).
+pub fn changed_policies(current: Option<&StoredBundle>, new: &Policies) -> Vec<String> {
+    let as_map =
+        |p: &Policies| match serde_json::to_value(p).expect("policies serialise infallibly") {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+    let old = current
+        .and_then(|b| serde_json::from_str::<apiary_proto::signed::Envelope>(&b.envelope).ok())
+        .and_then(|e| e.parse_payload::<Bundle>().ok())
+        .map(|b| as_map(&b.policies))
+        .unwrap_or_default();
+    let new = as_map(new);
+    let mut names: Vec<String> = old.keys().chain(new.keys()).cloned().collect();
+    names.sort();
+    names.dedup();
+    names.retain(|n| old.get(n) != new.get(n));
+    names
+}
+
 /// Signs a new bundle if the compiled content differs from the device's current bundle.
 pub fn next_bundle(
     device_id: &str,
@@ -205,6 +226,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(verified.serial, 2);
+    }
+
+    #[test]
+    fn names_the_policies_that_changed() {
+        let signer = BundleSigner::from_pkcs8(&BundleSigner::generate_pkcs8().unwrap()).unwrap();
+        let first = compile(&effective(json!({})), &files()).unwrap();
+        assert_eq!(
+            changed_policies(None, &first.policies),
+            ["file_distribution", "settings"]
+        );
+        let stored = next_bundle("d", first, None, 1, 10, &signer).unwrap();
+        let second = compile(&effective(json!({"k": "v"})), &files()).unwrap();
+        assert_eq!(
+            changed_policies(Some(&stored), &second.policies),
+            ["file_distribution"]
+        );
+        let mut only_settings = effective(json!({}));
+        only_settings.remove("file_distribution");
+        let third = compile(&only_settings, &files()).unwrap();
+        assert_eq!(
+            changed_policies(Some(&stored), &third.policies),
+            ["file_distribution"]
+        );
     }
 
     #[test]
