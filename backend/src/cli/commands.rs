@@ -171,9 +171,12 @@ enum ConfigCmd {
     },
     /// Draft removing a node's own document for a policy (it inherits again)
     Unset { node: String, policy: String },
-    /// Show a node's active and draft documents (and a device's effective ones)
+    /// Show a node's own active and draft documents, or with --effective what applies to it
     Show {
         node: String,
+        /// What is in force on the node and where each part comes from
+        #[arg(long)]
+        effective: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -361,13 +364,18 @@ fn run(cli: Cli) -> Result<(), ClientError> {
                 ))?;
                 eprintln!("drafted removing {policy} from {node}; commit to make it active");
             }
-            ConfigCmd::Show { node, json } => {
+            ConfigCmd::Show {
+                node,
+                effective,
+                json,
+            } => {
                 let node = resolve_node(&c, &node)?;
-                output::print(
-                    &c.get(&format!("/config?node={}", encode(&node, false)))?,
-                    json.json,
-                    output::config,
-                );
+                let shown = c.get(&format!("/config?node={}", encode(&node, false)))?;
+                if effective {
+                    output::print(&shown["effective"], json.json, output::effective);
+                } else {
+                    output::print(&shown, json.json, output::config);
+                }
             }
         },
         Command::Commit {

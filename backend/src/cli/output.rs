@@ -171,10 +171,33 @@ pub fn config(v: &Value) {
             println!("  {name} (draft):  {draft}");
         }
     }
-    if let Some(eff) = v["effective"].as_object() {
-        println!("effective for this device:");
-        for (name, e) in eff {
-            println!("  {name} from {}: {}", s(&e["from"]), e["body"]);
+}
+
+/// What is in force on a node: each policy, the node it comes from, and for list-like
+/// policies the node of each item.
+pub fn effective(v: &Value) {
+    let policies = v.as_object().cloned().unwrap_or_default();
+    if policies.is_empty() {
+        println!("no policies in force");
+    }
+    for (name, e) in policies {
+        println!("{name} (from {}):", s(&e["from"]));
+        let sources: Vec<String> = rows(&e["items_from"]).iter().map(s).collect();
+        match (e["body"].as_object(), sources.is_empty()) {
+            (Some(body), false) => {
+                for (field, value) in body {
+                    match value.as_array() {
+                        Some(list) => {
+                            for (i, item) in list.iter().enumerate() {
+                                let from = sources.get(i).map(String::as_str).unwrap_or("?");
+                                println!("  {field}[{i}] from {from}: {item}");
+                            }
+                        }
+                        None => println!("  {field}: {value}"),
+                    }
+                }
+            }
+            _ => println!("  {}", e["body"]),
         }
     }
 }

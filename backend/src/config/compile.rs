@@ -62,14 +62,16 @@ pub fn compile(
             }
             PolicyConfig::FileDistribution(fd) => {
                 let mut sets = Vec::with_capacity(fd.sets.len());
-                for set in fd.sets {
+                for (i, set) in fd.sets.into_iter().enumerate() {
+                    // Name the node the set came from, which an extension may differ from.
+                    let node = eff.items_from.get(i).unwrap_or(&eff.from);
                     let mut out = Vec::with_capacity(set.files.len());
                     for f in set.files {
                         let entry =
                             files
                                 .get(&f.source)
                                 .ok_or_else(|| CompileError::MissingFile {
-                                    node: eff.from.clone(),
+                                    node: node.clone(),
                                     path: f.source.clone(),
                                 })?;
                         referenced.push(entry.sha256.clone());
@@ -183,6 +185,7 @@ mod tests {
                 "file_distribution".to_string(),
                 Effective {
                     from: "/".into(),
+                    items_from: vec!["/".into()],
                     body: json!({"sets": [{"parameters": params,
                         "files": [{"source": "/a.tmpl", "destination": "/etc/a", "template": true}]}]}),
                 },
@@ -192,6 +195,7 @@ mod tests {
                 Effective {
                     from: "/".into(),
                     body: json!({}),
+                    items_from: vec![],
                 },
             ),
         ])
@@ -258,5 +262,95 @@ mod tests {
             err.to_string(),
             "file_distribution set on / uses /a.tmpl, which is not in the file manager"
         );
+    }
+
+    mod determinism {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A random file distribution: sets with parameters and files from a small pool.
+        fn config() -> impl Strategy<Value = serde_json::Value> {
+            let params = prop::collection::btree_map("[a-z]{1,6}", "[ -~]{0,12}", 0..6);
+            let file = (0usize..3, "[a-z]{1,8}", any::<bool>()).prop_map(|(src, dest, template)| {
+                json!({"source": format!("/f{src}"), "destination": format!("/etc/{dest}"), "template": template})
+            });
+            let set = (params, prop::collection::vec(file, 1..4), "[a-z]{0,5}", proptest::option::of("[a-z ]{1,10}"))
+                .prop_map(|(parameters, files, label, command)| {
+                    json!({"label": label, "parameters": parameters, "files": files, "command": command})
+                });
+            prop::collection::vec(set, 0..4).prop_map(|sets| json!({"sets": sets}))
+        }
+
+        /// Writes a JSON value with object keys in an order chosen by `seed`.
+        fn shuffled_text(v: &serde_json::Value, seed: u64) -> String {
+            match v {
+                serde_json::Value::Object(map) => {
+                    let mut entries: Vec<_> = map.iter().collect();
+                    let n = entries.len().max(1) as u64;
+                    entries.rotate_left((seed % n) as usize);
+                    if seed % 2 == 1 {
+                        entries.reverse();
+                    }
+                    let fields: Vec<String> = entries
+                        .into_iter()
+                        .map(|(k, v)| {
+                            format!(
+                                "{}:{}",
+                                serde_json::to_string(k).unwrap(),
+                                shuffled_text(v, seed / 3 + 7)
+                            )
+                        })
+                        .collect();
+                    format!("{{{}}}", fields.join(","))
+                }
+                serde_json::Value::Array(items) => {
+                    let items: Vec<String> = items
+                        .iter()
+                        .map(|i| shuffled_text(i, seed / 5 + 3))
+                        .collect();
+                    format!("[{}]", items.join(","))
+                }
+                other => other.to_string(),
+            }
+        }
+
+        fn pool() -> BTreeMap<String, FileEntry> {
+            (0..3)
+                .map(|i| {
+                    let path = format!("/f{i}");
+                    let entry = FileEntry {
+                        path: path.clone(),
+                        sha256: sha256_hex(path.as_bytes()),
+                        size: 1,
+                        uploaded_at: 0,
+                        uploaded_by: "t".into(),
+                    };
+                    (path, entry)
+                })
+                .collect()
+        }
+
+        proptest! {
+            #[test]
+            fn same_configuration_same_bytes(doc in config(), seed in any::<u64>()) {
+                let reordered: serde_json::Value = serde_json::from_str(&shuffled_text(&doc, seed)).unwrap();
+                let effective = |body: serde_json::Value| BTreeMap::from([(
+                    "file_distribution".to_string(),
+                    Effective { from: "/".into(), items_from: vec![], body },
+                )]);
+                let a = compile(&effective(doc.clone()), &pool());
+                let b = compile(&effective(reordered), &pool());
+                match (a, b) {
+                    (Ok(a), Ok(b)) => {
+                        prop_assert_eq!(&a.content_hash, &b.content_hash);
+                        prop_assert_eq!(serde_json::to_vec(&a.policies).unwrap(), serde_json::to_vec(&b.policies).unwrap());
+                        prop_assert_eq!(a.files, b.files);
+                    }
+                    // Invalid documents (e.g. a destination twice) must be refused alike.
+                    (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+                    (a, b) => prop_assert!(false, "different outcomes: {:?} / {:?}", a.is_ok(), b.is_ok()),
+                }
+            }
+        }
     }
 }

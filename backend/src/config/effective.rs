@@ -1,26 +1,46 @@
-//! Effective configuration: which node's document applies to a device, per policy.
+//! Effective configuration: what applies to a node, per policy, and where each part came from.
 //!
-//! The nearest node wins, whole: a device's own document, else its group's, else the closest
-//! ancestor group's, up to `/`. Devices in "unassigned" (no group) inherit nothing.
+//! Walking from `/` down to the node (a device last), each node that sets a policy either
+//! *replaces* what it inherits (the default: it breaks inheritance, and its descendants
+//! inherit its document) or, for list-like policies with `"merge": "extend"`, *extends* it:
+//! its items are added after the inherited ones, and an item whose key matches an
+//! inherited item's replaces that item in place. Devices in "unassigned" inherit nothing.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use serde_json::Value;
 
 use super::node::lineage;
 use crate::store::ConfigEntry;
 
+/// The field that asks for extending instead of replacing.
+pub const MERGE_FIELD: &str = "merge";
+
+/// For a list-like policy: the field holding its items and the field naming an item.
+pub fn list_shape(policy: &str) -> Option<(&'static str, &'static str)> {
+    match policy {
+        "file_distribution" => Some(("sets", "label")),
+        _ => None,
+    }
+}
+
 /// Configuration indexed by node, then policy.
 #[derive(Clone, Debug, Default)]
 pub struct ConfigTree {
-    nodes: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    nodes: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
-/// A policy document in force for a device, and the node it came from.
+/// A policy as it applies to a node.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Effective {
+    /// The nearest node whose document replaced what it inherited.
     pub from: String,
-    pub body: serde_json::Value,
+    /// The resulting document (without `merge`).
+    pub body: Value,
+    /// For list-like policies: the node each item, in order, came from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub items_from: Vec<String>,
 }
 
 impl ConfigTree {
@@ -34,7 +54,7 @@ impl ConfigTree {
     }
 
     /// Sets (or with `None`, unsets) one node's policy.
-    pub fn set(&mut self, node: &str, policy: &str, body: Option<serde_json::Value>) {
+    pub fn set(&mut self, node: &str, policy: &str, body: Option<Value>) {
         match body {
             Some(b) => {
                 self.nodes
@@ -51,7 +71,7 @@ impl ConfigTree {
     }
 
     /// The document `node` sets for `policy` itself.
-    pub fn get(&self, node: &str, policy: &str) -> Option<&serde_json::Value> {
+    pub fn get(&self, node: &str, policy: &str) -> Option<&Value> {
         self.nodes.get(node).and_then(|n| n.get(policy))
     }
 
@@ -63,22 +83,86 @@ impl ConfigTree {
     ) -> BTreeMap<String, Effective> {
         let mut chain: Vec<String> = group.map(lineage).unwrap_or_default();
         chain.push(device_id.to_string());
-        let mut out = BTreeMap::new();
+        self.resolve(&chain)
+    }
+
+    /// Every policy in force for a group, as its devices inherit it.
+    pub fn effective_for_group(&self, group: &str) -> BTreeMap<String, Effective> {
+        self.resolve(&lineage(group))
+    }
+
+    fn resolve(&self, chain: &[String]) -> BTreeMap<String, Effective> {
+        let mut out: BTreeMap<String, Effective> = BTreeMap::new();
         for node in chain {
-            if let Some(policies) = self.nodes.get(&node) {
-                for (policy, body) in policies {
-                    out.insert(
-                        policy.clone(),
-                        Effective {
-                            from: node.clone(),
-                            body: body.clone(),
-                        },
-                    );
-                }
+            for (policy, doc) in self.nodes.get(node).into_iter().flatten() {
+                let merged = match (list_shape(policy), out.remove(policy)) {
+                    (Some(shape), Some(base)) if extends(doc) => extend(base, doc, node, shape),
+                    (shape, _) => replace(doc, node, shape),
+                };
+                out.insert(policy.clone(), merged);
             }
         }
         out
     }
+}
+
+fn extends(doc: &Value) -> bool {
+    doc.get(MERGE_FIELD).and_then(Value::as_str) == Some("extend")
+}
+
+fn without_merge(doc: &Value) -> Value {
+    let mut doc = doc.clone();
+    if let Some(map) = doc.as_object_mut() {
+        map.remove(MERGE_FIELD);
+    }
+    doc
+}
+
+fn items(doc: &Value, list: &str) -> Vec<Value> {
+    doc.get(list)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn replace(doc: &Value, node: &str, shape: Option<(&str, &str)>) -> Effective {
+    let items_from = shape
+        .map(|(list, _)| vec![node.to_string(); items(doc, list).len()])
+        .unwrap_or_default();
+    Effective {
+        from: node.to_string(),
+        body: without_merge(doc),
+        items_from,
+    }
+}
+
+fn extend(mut base: Effective, doc: &Value, node: &str, (list, key): (&str, &str)) -> Effective {
+    let mut merged = items(&base.body, list);
+    for item in items(doc, list) {
+        let name = item
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|k| !k.is_empty());
+        let same = name.and_then(|n| {
+            merged
+                .iter()
+                .position(|m| m.get(key).and_then(Value::as_str) == Some(n))
+        });
+        match same {
+            Some(i) => {
+                merged[i] = item;
+                base.items_from[i] = node.to_string();
+            }
+            None => {
+                merged.push(item);
+                base.items_from.push(node.to_string());
+            }
+        }
+    }
+    if let Some(map) = base.body.as_object_mut() {
+        map.insert(list.to_string(), Value::Array(merged));
+    }
+    base
 }
 
 #[cfg(test)]
@@ -86,38 +170,168 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn tree() -> ConfigTree {
+    fn sets(labels: &[&str]) -> Value {
+        json!({"sets": labels.iter().map(|l| json!({"label": l, "files": []})).collect::<Vec<_>>()})
+    }
+
+    fn extending(labels: &[&str]) -> Value {
+        let mut doc = sets(labels);
+        doc["merge"] = json!("extend");
+        doc
+    }
+
+    fn labels(e: &Effective) -> Vec<String> {
+        items(&e.body, "sets")
+            .iter()
+            .map(|s| s["label"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// One row: documents on nodes, then what a device in `group` gets.
+    struct Case {
+        name: &'static str,
+        docs: Vec<(&'static str, Value)>,
+        group: Option<&'static str>,
+        labels: Vec<&'static str>,
+        items_from: Vec<&'static str>,
+        from: &'static str,
+    }
+
+    #[test]
+    fn inheritance_and_merge_rules() {
+        let cases = vec![
+            Case {
+                name: "inherits from the root",
+                docs: vec![("/", sets(&["base"]))],
+                group: Some("/a/b/c"),
+                labels: vec!["base"],
+                items_from: vec!["/"],
+                from: "/",
+            },
+            Case {
+                name: "a replacing node breaks inheritance for its subtree",
+                docs: vec![("/", sets(&["base"])), ("/a/b", sets(&["own"]))],
+                group: Some("/a/b/c"),
+                labels: vec!["own"],
+                items_from: vec!["/a/b"],
+                from: "/a/b",
+            },
+            Case {
+                name: "extending adds after the inherited items",
+                docs: vec![("/", sets(&["base"])), ("/a", extending(&["extra"]))],
+                group: Some("/a/b"),
+                labels: vec!["base", "extra"],
+                items_from: vec!["/", "/a"],
+                from: "/",
+            },
+            Case {
+                name: "an extending item with an inherited label replaces it in place",
+                docs: vec![
+                    ("/", sets(&["one", "two"])),
+                    ("/a", extending(&["one", "three"])),
+                ],
+                group: Some("/a"),
+                labels: vec!["one", "two", "three"],
+                items_from: vec!["/a", "/", "/a"],
+                from: "/",
+            },
+            Case {
+                name: "breaking inheritance midway: extensions above are dropped, below apply",
+                docs: vec![
+                    ("/", sets(&["root"])),
+                    ("/a", extending(&["a"])),
+                    ("/a/b", sets(&["b"])),
+                    ("/a/b/c", extending(&["c"])),
+                    ("dev", extending(&["dev"])),
+                ],
+                group: Some("/a/b/c/d"),
+                labels: vec!["b", "c", "dev"],
+                items_from: vec!["/a/b", "/a/b/c", "dev"],
+                from: "/a/b",
+            },
+            Case {
+                name: "a sibling branch is unaffected",
+                docs: vec![
+                    ("/", sets(&["root"])),
+                    ("/a/b", sets(&["b"])),
+                    ("/a", extending(&["a"])),
+                ],
+                group: Some("/a/x"),
+                labels: vec!["root", "a"],
+                items_from: vec!["/", "/a"],
+                from: "/",
+            },
+            Case {
+                name: "extending with nothing inherited is just the node's items",
+                docs: vec![("/a", extending(&["a"]))],
+                group: Some("/a"),
+                labels: vec!["a"],
+                items_from: vec!["/a"],
+                from: "/a",
+            },
+            Case {
+                name: "unassigned devices inherit nothing",
+                docs: vec![("/", sets(&["root"])), ("dev", extending(&["dev"]))],
+                group: None,
+                labels: vec!["dev"],
+                items_from: vec!["dev"],
+                from: "dev",
+            },
+        ];
+        for case in cases {
+            let mut tree = ConfigTree::default();
+            for (node, doc) in &case.docs {
+                tree.set(node, "file_distribution", Some(doc.clone()));
+            }
+            let e = &tree.effective_for_device("dev", case.group)["file_distribution"];
+            assert_eq!(labels(e), case.labels, "{}", case.name);
+            assert_eq!(e.items_from, case.items_from, "{}", case.name);
+            assert_eq!(e.from, case.from, "{}", case.name);
+            assert!(
+                e.body.get("merge").is_none(),
+                "{}: merge is not in the result",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn non_list_policies_always_replace() {
         let mut t = ConfigTree::default();
-        t.set("/", "settings", Some(json!({"interval_seconds": 600})));
-        t.set("/", "file_distribution", Some(json!("root")));
-        t.set("/prod", "file_distribution", Some(json!("prod")));
-        t.set("dev1", "settings", Some(json!({"interval_seconds": 60})));
-        t
+        t.set(
+            "/",
+            "settings",
+            Some(json!({"interval_seconds": 600, "reports": false})),
+        );
+        t.set("/a", "settings", Some(json!({"interval_seconds": 60})));
+        let e = &t.effective_for_device("d", Some("/a"))["settings"];
+        assert_eq!(e.body, json!({"interval_seconds": 60}));
+        assert_eq!(e.from, "/a");
+        assert!(e.items_from.is_empty());
     }
 
     #[test]
-    fn nearest_node_wins_per_policy() {
-        let e = tree().effective_for_device("dev1", Some("/prod/oslo"));
-        assert_eq!(e["file_distribution"].from, "/prod");
-        assert_eq!(e["settings"].from, "dev1");
-        let e = tree().effective_for_device("dev2", Some("/lab"));
-        assert_eq!(e["file_distribution"].body, json!("root"));
-        assert_eq!(e["settings"].from, "/");
-    }
-
-    #[test]
-    fn unassigned_devices_inherit_nothing() {
-        let e = tree().effective_for_device("dev2", None);
-        assert!(e.is_empty());
-        let e = tree().effective_for_device("dev1", None);
-        assert_eq!(e.keys().collect::<Vec<_>>(), ["settings"]);
+    fn groups_resolve_like_their_devices() {
+        let mut t = ConfigTree::default();
+        t.set("/", "file_distribution", Some(sets(&["root"])));
+        t.set("/a", "file_distribution", Some(extending(&["a"])));
+        assert_eq!(
+            labels(&t.effective_for_group("/a/b")["file_distribution"]),
+            ["root", "a"]
+        );
+        assert_eq!(
+            labels(&t.effective_for_group("/")["file_distribution"]),
+            ["root"]
+        );
     }
 
     #[test]
     fn unset_restores_inheritance() {
-        let mut t = tree();
+        let mut t = ConfigTree::default();
+        t.set("/", "file_distribution", Some(sets(&["root"])));
+        t.set("/prod", "file_distribution", Some(sets(&["prod"])));
         t.set("/prod", "file_distribution", None);
-        let e = t.effective_for_device("d", Some("/prod"));
-        assert_eq!(e["file_distribution"].from, "/");
+        let e = &t.effective_for_device("d", Some("/prod"))["file_distribution"];
+        assert_eq!(e.from, "/");
     }
 }

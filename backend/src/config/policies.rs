@@ -38,7 +38,22 @@ pub struct SettingsConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileDistributionConfig {
+    /// `replace` (default: break inheritance) or `extend` the inherited sets.
+    #[serde(default)]
+    pub merge: MergeMode,
     pub sets: Vec<FileSetConfig>,
+}
+
+/// How a list-like policy's document combines with what its node inherits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MergeMode {
+    /// The document is the whole policy for the node and its descendants.
+    #[default]
+    Replace,
+    /// The document's items are added to the inherited ones; a set with an inherited set's
+    /// label replaces it.
+    Extend,
 }
 
 /// One file set.

@@ -33,9 +33,8 @@ pub struct PolicyState {
 pub struct NodeConfig {
     node: String,
     policies: BTreeMap<String, PolicyState>,
-    /// For a device: every committed policy in force and the node it comes from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    effective: Option<BTreeMap<String, Effective>>,
+    /// Every committed policy in force on the node, and the node(s) it comes from.
+    effective: BTreeMap<String, Effective>,
 }
 
 async fn resolve(state: &Shared, text: &str) -> Result<Node, ApiError> {
@@ -73,9 +72,9 @@ pub async fn show(
                 .device(id)
                 .await?
                 .ok_or_else(|| ApiError::not_found(format!("no device {id}")))?;
-            Some(ConfigTree::new(active).effective_for_device(id, device.group.as_deref()))
+            ConfigTree::new(active).effective_for_device(id, device.group.as_deref())
         }
-        Node::Group(_) => None,
+        Node::Group(path) => ConfigTree::new(active).effective_for_group(path),
     };
     Ok(Json(NodeConfig {
         node: node.key().to_string(),
