@@ -101,3 +101,83 @@ fn tree_changes_that_cannot_apply_are_refused_and_change_nothing() {
     refused(&["groups", "rename", "/", "/top"], "cannot be renamed");
     refused(&["devices", "move", &id, "/nowhere"], "no group /nowhere");
 }
+
+#[test]
+fn a_three_level_tree_gives_each_branch_its_own_values() {
+    let backend = Backend::start();
+    let oslo = Agent::new("oslo-1");
+    let bergen = Agent::new("bergen-1");
+    let lab = Agent::new("lab-1");
+    backend.enroll(&oslo, "/prod/norway/oslo");
+    backend.enroll(&bergen, "/prod/norway/bergen");
+    let lab_id = backend.enroll(&lab, "/lab");
+    backend.upload("/configs/broker.tmpl", b"broker={{broker}}\n");
+    let out = tempfile::tempdir().unwrap();
+    let dest = |name: &str| out.path().join(name);
+    let set = |label: &str, broker: &str, file: &str| {
+        json!({"label": label, "parameters": {"broker": broker},
+               "files": [{"source": "/configs/broker.tmpl", "destination": dest(file), "template": true}]})
+    };
+
+    // "/" is the fleet default; /prod/norway/bergen breaks inheritance with its own broker;
+    // oslo-1 extends what it inherits with one more set of its own.
+    backend.set_config(
+        "/",
+        "file_distribution",
+        &json!({"sets": [set("broker", "mqtt.fleet", "fleet.conf")]}),
+    );
+    backend.set_config(
+        "/prod/norway/bergen",
+        "file_distribution",
+        &json!({"sets": [set("broker", "mqtt.bergen", "bergen.conf")]}),
+    );
+    let oslo_id = backend.device("oslo-1")["id"].as_str().unwrap().to_string();
+    backend.set_config(
+        &oslo_id,
+        "file_distribution",
+        &json!({"merge": "extend", "sets": [set("extra", "mqtt.oslo-extra", "oslo-extra.conf")]}),
+    );
+    backend.cli_ok(&["commit", "-m", "three levels"]);
+
+    assert_eq!(bergen.run_once().0, 0);
+    assert_eq!(
+        fs::read_to_string(dest("bergen.conf")).unwrap(),
+        "broker=mqtt.bergen\n"
+    );
+    assert!(
+        !dest("fleet.conf").exists(),
+        "bergen broke inheritance from /"
+    );
+    assert_eq!(oslo.run_once().0, 0);
+    assert_eq!(
+        fs::read_to_string(dest("fleet.conf")).unwrap(),
+        "broker=mqtt.fleet\n"
+    );
+    assert_eq!(
+        fs::read_to_string(dest("oslo-extra.conf")).unwrap(),
+        "broker=mqtt.oslo-extra\n"
+    );
+    fs::remove_file(dest("fleet.conf")).unwrap();
+    assert_eq!(lab.run_once().0, 0);
+    assert_eq!(
+        fs::read_to_string(dest("fleet.conf")).unwrap(),
+        "broker=mqtt.fleet\n"
+    );
+    let lab_reports = backend.device(&lab_id)["reports"].to_string();
+    assert!(
+        !lab_reports.contains("oslo-extra"),
+        "the extension is oslo-1's alone: {lab_reports}"
+    );
+
+    let effective = backend.cli_json(&["config", "show", "oslo-1", "--effective"]);
+    let fd = &effective["file_distribution"];
+    assert_eq!(fd["from"], "/");
+    assert_eq!(fd["items_from"], json!(["/", oslo_id]));
+    let bergen_group = backend.cli_json(&["config", "show", "/prod/norway/bergen", "--effective"]);
+    assert_eq!(
+        bergen_group["file_distribution"]["from"],
+        "/prod/norway/bergen"
+    );
+    let text = backend.cli_ok(&["config", "show", "oslo-1", "--effective"]);
+    assert!(text.contains(&format!("sets[1] from {oslo_id}")), "{text}");
+}
