@@ -5,11 +5,12 @@ use std::fs;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use apiary_proto::device_api::{CheckinRequest, CheckinResponse, Level};
+use apiary_proto::device_api::{CheckinRequest, CheckinResponse, HostFacts, Level};
 use apiary_proto::paths;
 
 use crate::bundle_store::{self, InForce};
 use crate::config::{Dirs, Identity};
+use crate::expand::Vars;
 use crate::policies::{self, Context, Fetch, Outcome, Status};
 use crate::reports::{NewReport, ReportQueue};
 use crate::signals;
@@ -37,6 +38,8 @@ pub struct Agent {
     pub in_force: Option<InForce>,
     /// The backend acknowledged a check-in that carried this process's version.
     version_sent: bool,
+    /// Read once per process: the source of `$(sys.*)` values.
+    facts: HostFacts,
 }
 
 impl Agent {
@@ -55,6 +58,7 @@ impl Agent {
             transport,
             in_force,
             version_sent: false,
+            facts: crate::facts::collect(),
         })
     }
 
@@ -95,10 +99,16 @@ impl Agent {
             let fetcher = BackendFetch {
                 transport: &self.transport,
             };
+            let vars = Vars::new(
+                &self.facts,
+                &self.identity.config.device_id,
+                in_force.bundle.policies.parameters.as_ref(),
+            );
             let ctx = Context {
                 state_dir: &self.dirs.state,
                 fetcher: &fetcher,
                 stop_requested: &signals::stop_requested,
+                vars: &vars,
             };
             let serial = in_force.bundle.serial;
             for outcome in policies::converge(&in_force.bundle, &ctx) {
@@ -107,6 +117,8 @@ impl Agent {
                     Status::Changed => summary.changed += 1,
                     Status::Failed => summary.failed += 1,
                 }
+                // Secrets never leave the device in a report, nor reach its logs.
+                let outcome = redact(outcome, &vars);
                 log_outcome(&outcome);
                 if settings.reports {
                     queue.push(to_report(outcome, serial), now());
@@ -192,6 +204,13 @@ impl Fetch for BackendFetch<'_> {
             .download(&path, sink)
             .map_err(|e| e.to_string())
     }
+}
+
+fn redact(mut o: Outcome, vars: &Vars) -> Outcome {
+    o.message = vars.redact(&o.message);
+    o.item = o.item.map(|i| vars.redact(&i));
+    o.output = o.output.map(|out| vars.redact(&out));
+    o
 }
 
 fn to_report(outcome: Outcome, serial: u64) -> NewReport {

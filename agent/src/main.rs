@@ -5,6 +5,7 @@ mod command;
 mod config;
 mod cycle;
 mod enroll;
+mod expand;
 mod facts;
 mod fsutil;
 mod lock;

@@ -14,10 +14,13 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::pki::{Authority, CertAndKey, PkiError};
+use crate::secrets::SecretBox;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
 const MARKER: &str = ".apiary-initialized";
+/// Layout version in the marker. 2 added `secrets.key`; a version-1 dir gets one on open.
+const LAYOUT: u32 = 2;
 
 /// Why the data directory cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,7 @@ pub struct DataDir {
     pub authority: Authority,
     pub server: CertAndKey,
     pub signer: BundleSigner,
+    pub secrets: SecretBox,
     /// The admin token, only on the start that created it.
     pub new_admin_token: Option<String>,
 }
@@ -117,13 +121,15 @@ impl DataDir {
             )
             .await?;
         write(root, "admin.token", format!("{token}\n").as_bytes(), 0o600)?;
-        write(root, MARKER, b"1\n", 0o644)?;
+        let secrets = new_secrets_key(root)?;
+        write(root, MARKER, format!("{LAYOUT}\n").as_bytes(), 0o644)?;
         Ok(Self {
             root: root.to_path_buf(),
             store,
             authority,
             server,
             signer,
+            secrets,
             new_admin_token: Some(token),
         })
     }
@@ -145,6 +151,21 @@ impl DataDir {
         let signer = BundleSigner::from_pkcs8(signing.secret_pkcs8_der())
             .map_err(|e| unreadable(root, "bundle-signing.key", e))?;
 
+        let layout: u32 = read_text(root, MARKER)?.trim().parse().unwrap_or(1);
+        let secrets = match fs::read(root.join("secrets.key")) {
+            Ok(key) => SecretBox::from_key(&key).map_err(|e| unreadable(root, "secrets.key", e))?,
+            // Dirs from before secrets existed get their key now; a newer dir without one is damaged.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && layout < 2 => {
+                let secrets = new_secrets_key(root)?;
+                write(root, MARKER, format!("{LAYOUT}\n").as_bytes(), 0o644)?;
+                tracing::info!("created secrets.key for data dir layout {LAYOUT}");
+                secrets
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(missing(root, "secrets.key"));
+            }
+            Err(e) => return Err(unreadable(root, "secrets.key", e)),
+        };
         let server = match (read_text(root, "server.crt"), read_text(root, "server.key")) {
             (Ok(cert_pem), Ok(key_pem)) if crate::pki::covers(&cert_pem, server_names, 30)? => {
                 CertAndKey { cert_pem, key_pem }
@@ -164,9 +185,17 @@ impl DataDir {
             authority,
             server,
             signer,
+            secrets,
             new_admin_token: None,
         })
     }
+}
+
+/// Creates and stores a new key for sealing secrets.
+fn new_secrets_key(root: &Path) -> Result<SecretBox, DataDirError> {
+    let key = SecretBox::generate_key();
+    write(root, "secrets.key", &key, 0o600)?;
+    Ok(SecretBox::from_key(&key).expect("a generated key has the right length"))
 }
 
 /// Issues the device-API server certificate and stores it with its key.
@@ -287,6 +316,27 @@ mod tests {
             DataDir::open(&half, &names()).await,
             Err(DataDirError::HalfInitialised(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn an_older_layout_gets_its_secrets_key_and_a_newer_one_must_have_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        drop(DataDir::open(&root, &names()).await.unwrap());
+        let key = fs::read(root.join("secrets.key")).unwrap();
+        assert_eq!(key.len(), 32);
+        fs::remove_file(root.join("secrets.key")).unwrap();
+        let err = DataDir::open(&root, &names())
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("secrets.key is missing"), "{err}");
+
+        fs::write(root.join(MARKER), "1\n").unwrap();
+        drop(DataDir::open(&root, &names()).await.unwrap());
+        assert_eq!(fs::read(root.join("secrets.key")).unwrap().len(), 32);
+        assert_eq!(fs::read_to_string(root.join(MARKER)).unwrap(), "2\n");
     }
 
     #[tokio::test]

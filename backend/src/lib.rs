@@ -9,6 +9,7 @@ pub mod device_api;
 pub mod error;
 pub mod operator_api;
 pub mod pki;
+pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -106,6 +106,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         store: data.shared_store(),
         blobs: BlobStore::open(&data.root.join("files")).map_err(ServeError::Blobs)?,
         signer: data.signer,
+        secrets: data.secrets,
         authority: data.authority,
         commit_lock: tokio::sync::Mutex::new(()),
     });

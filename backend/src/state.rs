@@ -14,6 +14,8 @@ pub struct AppState {
     pub signer: BundleSigner,
     pub authority: Authority,
     pub blobs: BlobStore,
+    /// Seals secret parameters and bundles that carry them.
+    pub secrets: crate::secrets::SecretBox,
     /// Serialises commits and bundle compilation, which assign ids and serials.
     pub commit_lock: tokio::sync::Mutex<()>,
 }

@@ -25,6 +25,9 @@ pub struct Bundle {
     pub commit_id: u64,
     /// Unix seconds at which the backend compiled it.
     pub issued_at: u64,
+    /// Random, in bundles that carry secrets: their hash then says nothing about a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
     /// The desired state.
     pub policies: Policies,
 }
@@ -32,10 +35,23 @@ pub struct Bundle {
 /// Every policy a bundle may carry; an absent policy is not managed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policies {
+    /// Values for `$(key)` in policy fields and `{{key}}` in templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Parameters>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<Settings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_distribution: Option<FileDistribution>,
+}
+
+/// The parameters in force on a device, after inheritance.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parameters {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
+    /// Like `values`, but the agent never lets them into reports or logs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// Agent behaviour settings.
@@ -154,7 +170,8 @@ impl Bundle {
                     if !crate::digest::is_sha256_hex(&file.sha256) {
                         return Err(format!("file {} has a malformed sha256", file.source));
                     }
-                    if !file.destination.starts_with('/') {
+                    // `$(key)` is expanded (and the result checked) by the agent.
+                    if !file.destination.starts_with('/') && !file.destination.starts_with("$(") {
                         return Err(format!(
                             "destination {:?} of {} is not an absolute path",
                             file.destination, file.source
@@ -188,7 +205,9 @@ mod tests {
             serial,
             commit_id: 1,
             issued_at: 0,
+            salt: None,
             policies: Policies {
+                parameters: None,
                 settings: Some(Settings::default()),
                 file_distribution: Some(FileDistribution {
                     sets: vec![FileSet {

@@ -65,7 +65,7 @@ fn converge_set(
         &set.label
     };
     if let Some(pre) = &set.pre_condition {
-        match command::run_shell(pre, COMMAND_TIMEOUT) {
+        match command::run_shell(&ctx.vars.shell(pre), COMMAND_TIMEOUT) {
             Ok(r) if r.success() => {}
             Ok(r) => {
                 let why = r.describe_failure(COMMAND_TIMEOUT);
@@ -87,38 +87,35 @@ fn converge_set(
         }
     }
 
+    let parameters = ctx.vars.template_values(&set.parameters);
     let mut changed = false;
     for file in &set.files {
-        match converge_file(ctx, set, file, written) {
+        let destination = ctx.vars.text(&file.destination);
+        match converge_file(ctx, &parameters, file, &destination, written) {
             Ok(FileChange::Unchanged) => out.push(Outcome::unchanged(
                 NAME,
-                file.destination.clone(),
-                format!("{} is up to date", file.destination),
+                destination.clone(),
+                format!("{destination} is up to date"),
             )),
             Ok(FileChange::Written { drift }) => {
                 changed = true;
                 let message = if drift {
                     format!(
-                        "{} was changed on the device; restored from {}",
-                        file.destination, file.source
+                        "{destination} was changed on the device; restored from {}",
+                        file.source
                     )
                 } else {
-                    format!("{} written from {}", file.destination, file.source)
+                    format!("{destination} written from {}", file.source)
                 };
-                out.push(Outcome::changed(
-                    NAME,
-                    file.destination.clone(),
-                    drift,
-                    message,
-                ));
+                out.push(Outcome::changed(NAME, destination, drift, message));
             }
-            Err(e) => out.push(Outcome::failed(NAME, file.destination.clone(), e)),
+            Err(e) => out.push(Outcome::failed(NAME, destination, e)),
         }
     }
 
     if let (true, Some(cmd)) = (changed, &set.command) {
         let item = format!("{label}: command");
-        match command::run_shell(cmd, COMMAND_TIMEOUT) {
+        match command::run_shell(&ctx.vars.shell(cmd), COMMAND_TIMEOUT) {
             Ok(r) if r.success() => {
                 let mut o = Outcome::changed(
                     NAME,
@@ -157,17 +154,16 @@ enum FileChange {
 
 fn converge_file(
     ctx: &Context<'_>,
-    set: &FileSet,
+    parameters: &BTreeMap<String, String>,
     file: &DistributedFile,
+    destination: &str,
     written: &mut WrittenState,
 ) -> Result<FileChange, String> {
-    let dest = Path::new(&file.destination);
+    check_destination(destination)?;
+    let dest = Path::new(destination);
     let rendered = if file.template {
         let source = cached_source(ctx, file)?;
-        Some(
-            template::render(&source, &set.parameters)
-                .map_err(|e| format!("{}: {e}", file.source))?,
-        )
+        Some(template::render(&source, parameters).map_err(|e| format!("{}: {e}", file.source))?)
     } else {
         None
     };
@@ -178,12 +174,12 @@ fn converge_file(
 
     let current = current_digest(dest)?;
     if current.as_deref() == Some(desired.as_str()) {
-        written.record(&file.destination, &desired);
+        written.record(destination, &desired);
         return Ok(FileChange::Unchanged);
     }
     // Drift: the file is there but differs from what this agent itself last wrote for the same
     // desired content. Anything else is a new desired state, not a manual change.
-    let drift = current.is_some() && written.get(&file.destination) == Some(desired.as_str());
+    let drift = current.is_some() && written.get(destination) == Some(desired.as_str());
 
     if let Some(parent) = dest.parent() {
         fs::create_dir_all(parent)
@@ -195,8 +191,27 @@ fn converge_file(
             .map_err(|e| format!("cannot write {}: {e}", dest.display()))?,
         None => fetch_into_place(ctx, file, dest, mode)?,
     }
-    written.record(&file.destination, &desired);
+    written.record(destination, &desired);
     Ok(FileChange::Written { drift })
+}
+
+/// An expanded destination must still be a clean absolute path: a parameter value cannot
+/// point a file somewhere the bundle did not say.
+fn check_destination(path: &str) -> Result<(), String> {
+    let clean = path.starts_with('/')
+        && path.len() > 1
+        && path[1..]
+            .split('/')
+            .all(|p| !p.is_empty() && p != "." && p != "..")
+        && !path.contains("$(")
+        && !path.contains('\0');
+    if clean {
+        Ok(())
+    } else {
+        Err(format!(
+            "destination {path:?} is not a clean absolute path after expansion (unknown $(key), or . or .. segments)"
+        ))
+    }
 }
 
 /// Streams a plain file into a temp file beside `dest`, renaming only if the digest matches.
@@ -410,6 +425,7 @@ mod tests {
             state_dir: state,
             fetcher: fetch,
             stop_requested: &|| false,
+            vars: &crate::expand::Vars::default(),
         };
         FileDistributionPolicy { spec }.converge(&ctx)
     }

@@ -80,6 +80,8 @@ pub struct Context<'a> {
     /// Volatile directory for caches and per-policy state.
     pub state_dir: &'a Path,
     pub fetcher: &'a dyn Fetch,
+    /// `$(key)` values for policy fields and templates.
+    pub vars: &'a crate::expand::Vars,
     /// True once the agent was asked to stop; policies return between items.
     pub stop_requested: &'a dyn Fn() -> bool,
 }

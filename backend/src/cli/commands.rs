@@ -41,6 +41,9 @@ enum Command {
     /// The device tree
     #[command(subcommand)]
     Groups(GroupsCmd),
+    /// Parameters for $(key) and {{key}}, per node, inherited down the tree
+    #[command(subcommand)]
+    Params(ParamsCmd),
     /// The file manager
     #[command(subcommand)]
     Files(FilesCmd),
@@ -135,6 +138,27 @@ enum DevicesCmd {
     Reject { device: String },
     /// Put a device in a group ("unassigned" for none); it converges at its next run
     Move { device: String, group: String },
+}
+
+#[derive(Subcommand)]
+enum ParamsCmd {
+    /// Draft a parameter on a node; a secret without VALUE is read from stdin
+    Set {
+        node: String,
+        key: String,
+        value: Option<String>,
+        /// Store sealed, never show it again, and keep it out of device reports
+        #[arg(long)]
+        secret: bool,
+    },
+    /// Draft removing a node's own parameter
+    Unset { node: String, key: String },
+    /// Show a node's own parameters and those in force on it, with where each comes from
+    Show {
+        node: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Subcommand)]
@@ -291,6 +315,50 @@ fn run(cli: Cli) -> Result<(), ClientError> {
                 eprintln!("device {id} moved to {group}{note}");
             }
         },
+        Command::Params(cmd) => match cmd {
+            ParamsCmd::Set {
+                node,
+                key,
+                value,
+                secret,
+            } => {
+                let value = match (value, secret) {
+                    (Some(v), _) => v,
+                    (None, true) => read_secret()?,
+                    (None, false) => {
+                        return Err(ClientError::Usage(
+                            "a VALUE is needed (only --secret reads stdin)".into(),
+                        ));
+                    }
+                };
+                let node = resolve_node(&c, &node)?;
+                let path = format!(
+                    "/parameters/{}?node={}",
+                    encode(&key, false),
+                    encode(&node, false)
+                );
+                c.put_json(&path, &json!({"value": value, "secret": secret}))?;
+                let kind = if secret { "secret" } else { "parameter" };
+                eprintln!("drafted {kind} {key} on {node}; commit to make it active");
+            }
+            ParamsCmd::Unset { node, key } => {
+                let node = resolve_node(&c, &node)?;
+                c.delete(&format!(
+                    "/parameters/{}?node={}",
+                    encode(&key, false),
+                    encode(&node, false)
+                ))?;
+                eprintln!("drafted removing {key} from {node}; commit to make it active");
+            }
+            ParamsCmd::Show { node, json } => {
+                let node = resolve_node(&c, &node)?;
+                output::print(
+                    &c.get(&format!("/parameters?node={}", encode(&node, false)))?,
+                    json.json,
+                    output::params,
+                );
+            }
+        },
         Command::Groups(cmd) => match cmd {
             GroupsCmd::List(j) => output::print(&c.get("/groups")?, j.json, output::groups),
             GroupsCmd::Create { path } => {
@@ -443,6 +511,19 @@ fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Ca => print!("{}", c.get_text("/ca")?),
     }
     Ok(())
+}
+
+/// One line from stdin, without its line ending: secrets stay out of shell history.
+fn read_secret() -> Result<String, ClientError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| ClientError::Usage(format!("reading the secret from stdin: {e}")))?;
+    let value = line.trim_end_matches(['\n', '\r']).to_string();
+    if value.is_empty() {
+        return Err(ClientError::Usage("no secret on stdin".into()));
+    }
+    Ok(value)
 }
 
 /// `30m`, `12h`, `7d` ago, or a unix time, as unix seconds.

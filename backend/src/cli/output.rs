@@ -329,3 +329,15 @@ pub fn audit(v: &Value) {
         );
     }
 }
+
+pub fn params(v: &Value) {
+    println!("in force on {}:", s(&v["node"]));
+    let effective = v["effective"].as_object().cloned().unwrap_or_default();
+    if effective.is_empty() {
+        println!("  (none)");
+    }
+    for (key, p) in effective {
+        let kind = if p["secret"] == true { " (secret)" } else { "" };
+        println!("  {key} = {}{kind}  from {}", s(&p["value"]), s(&p["from"]));
+    }
+}

@@ -226,12 +226,14 @@ async fn bundle_for(
     now: Timestamp,
 ) -> Result<Option<(StoredBundle, Vec<String>)>, CommitError> {
     let effective = tree.effective_for_device(&device.id, device.group.as_deref());
-    let compiled = compile::compile(&effective, files).map_err(|source| CommitError::Compile {
-        device: device.id.clone(),
-        source,
+    let compiled = compile::compile(&effective, files, &state.secrets).map_err(|source| {
+        CommitError::Compile {
+            device: device.id.clone(),
+            source,
+        }
     })?;
     let current = state.store.current_bundle(&device.id).await?;
-    let changed = compile::changed_policies(current.as_ref(), &compiled.policies);
+    let changed = compile::changed_policies(current.as_ref(), &compiled.policies, &state.secrets);
     Ok(compile::next_bundle(
         &device.id,
         compiled,
@@ -239,6 +241,7 @@ async fn bundle_for(
         commit_id,
         now,
         &state.signer,
+        &state.secrets,
     )
     .map(|b| (b, changed)))
 }

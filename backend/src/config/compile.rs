@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 
 use apiary_proto::bundle::{
-    self, Bundle, DistributedFile, FileDistribution, FileSet, Policies, Settings,
+    self, Bundle, DistributedFile, FileDistribution, FileSet, Parameters, Policies, Settings,
 };
-use apiary_proto::digest::sha256_hex;
 use apiary_proto::signed::BundleSigner;
 
 use super::effective::Effective;
 use super::policies::{PolicyConfig, PolicyError};
+use crate::secrets::SecretBox;
 use crate::store::{FileEntry, StoredBundle, Timestamp};
 
 /// Why a bundle could not be compiled.
@@ -26,6 +26,12 @@ pub enum CompileError {
     },
     #[error("file_distribution set on {node} uses {path}, which is not in the file manager")]
     MissingFile { node: String, path: String },
+    #[error("secret {key} set on {node}: {message}")]
+    Secret {
+        node: String,
+        key: String,
+        message: String,
+    },
 }
 
 /// The compiled policies of one device.
@@ -42,6 +48,7 @@ pub struct Compiled {
 pub fn compile(
     effective: &BTreeMap<String, Effective>,
     files: &BTreeMap<String, FileEntry>,
+    secrets_box: &SecretBox,
 ) -> Result<Compiled, CompileError> {
     let mut policies = Policies::default();
     let mut referenced = Vec::new();
@@ -53,6 +60,26 @@ pub fn compile(
                 source,
             })?;
         match parsed {
+            PolicyConfig::Parameters(p) => {
+                let mut secrets = BTreeMap::new();
+                for (key, sealed) in &p.secrets {
+                    let plain =
+                        secrets_box
+                            .open(key, sealed)
+                            .map_err(|e| CompileError::Secret {
+                                node: eff.keys_from.get(key).unwrap_or(&eff.from).clone(),
+                                key: key.clone(),
+                                message: e.to_string(),
+                            })?;
+                    secrets.insert(key.clone(), plain);
+                }
+                if !p.values.is_empty() || !secrets.is_empty() {
+                    policies.parameters = Some(Parameters {
+                        values: p.values,
+                        secrets,
+                    });
+                }
+            }
             PolicyConfig::Settings(s) => {
                 let defaults = Settings::default();
                 policies.settings = Some(Settings {
@@ -97,8 +124,8 @@ pub fn compile(
     }
     referenced.sort();
     referenced.dedup();
-    let content_hash =
-        sha256_hex(&serde_json::to_vec(&policies).expect("policies serialise infallibly"));
+    let content_hash = secrets_box
+        .fingerprint(&serde_json::to_vec(&policies).expect("policies serialise infallibly"));
     Ok(Compiled {
         policies,
         files: referenced,
@@ -108,14 +135,19 @@ pub fn compile(
 
 /// The policies whose compiled form differs between a stored bundle and a new compilation
 /// (all of the new ones when there is no stored bundle).
-pub fn changed_policies(current: Option<&StoredBundle>, new: &Policies) -> Vec<String> {
+pub fn changed_policies(
+    current: Option<&StoredBundle>,
+    new: &Policies,
+    secrets_box: &SecretBox,
+) -> Vec<String> {
     let as_map =
         |p: &Policies| match serde_json::to_value(p).expect("policies serialise infallibly") {
             serde_json::Value::Object(m) => m,
             _ => serde_json::Map::new(),
         };
     let old = current
-        .and_then(|b| serde_json::from_str::<apiary_proto::signed::Envelope>(&b.envelope).ok())
+        .and_then(|b| secrets_box.load_envelope(&b.envelope).ok())
+        .and_then(|e| serde_json::from_str::<apiary_proto::signed::Envelope>(&e).ok())
         .and_then(|e| e.parse_payload::<Bundle>().ok())
         .map(|b| as_map(&b.policies))
         .unwrap_or_default();
@@ -135,17 +167,24 @@ pub fn next_bundle(
     commit_id: i64,
     now: Timestamp,
     signer: &BundleSigner,
+    secrets_box: &SecretBox,
 ) -> Option<StoredBundle> {
     if current.is_some_and(|c| c.content_hash == compiled.content_hash) {
         return None;
     }
     let serial = current.map_or(1, |c| c.serial + 1);
+    let has_secrets = compiled
+        .policies
+        .parameters
+        .as_ref()
+        .is_some_and(|p| !p.secrets.is_empty());
     let payload = Bundle {
         format: bundle::FORMAT,
         device_id: device_id.to_string(),
         serial,
         commit_id: commit_id.max(0) as u64,
         issued_at: now.max(0) as u64,
+        salt: has_secrets.then(|| apiary_proto::hex::random(16)),
         policies: compiled.policies,
     };
     let envelope = signer.sign(&payload);
@@ -155,7 +194,10 @@ pub fn next_bundle(
         commit_id,
         hash: envelope.payload_hash(),
         content_hash: compiled.content_hash,
-        envelope: serde_json::to_string(&envelope).expect("envelope serialises infallibly"),
+        envelope: secrets_box.store_envelope(
+            serde_json::to_string(&envelope).expect("envelope serialises infallibly"),
+            has_secrets,
+        ),
         created_at: now,
         files: compiled.files,
     })
@@ -164,7 +206,13 @@ pub fn next_bundle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use apiary_proto::digest::sha256_hex;
     use serde_json::json;
+
+    /// A fixed key, so fingerprints compare across calls.
+    fn sbox() -> SecretBox {
+        SecretBox::from_key(&[7u8; 32]).unwrap()
+    }
 
     fn files() -> BTreeMap<String, FileEntry> {
         BTreeMap::from([(
@@ -186,6 +234,7 @@ mod tests {
                 Effective {
                     from: "/".into(),
                     items_from: vec!["/".into()],
+                    keys_from: BTreeMap::new(),
                     body: json!({"sets": [{"parameters": params,
                         "files": [{"source": "/a.tmpl", "destination": "/etc/a", "template": true}]}]}),
                 },
@@ -196,6 +245,7 @@ mod tests {
                     from: "/".into(),
                     body: json!({}),
                     items_from: vec![],
+                    keys_from: BTreeMap::new(),
                 },
             ),
         ])
@@ -204,8 +254,8 @@ mod tests {
     #[test]
     fn compilation_is_deterministic() {
         // Parameter insertion order must not matter.
-        let a = compile(&effective(json!({"b": "2", "a": "1"})), &files()).unwrap();
-        let b = compile(&effective(json!({"a": "1", "b": "2"})), &files()).unwrap();
+        let a = compile(&effective(json!({"b": "2", "a": "1"})), &files(), &sbox()).unwrap();
+        let b = compile(&effective(json!({"a": "1", "b": "2"})), &files(), &sbox()).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.files, [sha256_hex(b"a")]);
         assert_eq!(a.policies.settings, Some(Settings::default()));
@@ -214,12 +264,12 @@ mod tests {
     #[test]
     fn unchanged_content_keeps_the_current_bundle() {
         let signer = BundleSigner::from_pkcs8(&BundleSigner::generate_pkcs8().unwrap()).unwrap();
-        let c = compile(&effective(json!({})), &files()).unwrap();
-        let first = next_bundle("d", c.clone(), None, 1, 10, &signer).unwrap();
+        let c = compile(&effective(json!({})), &files(), &sbox()).unwrap();
+        let first = next_bundle("d", c.clone(), None, 1, 10, &signer, &sbox()).unwrap();
         assert_eq!(first.serial, 1);
-        assert!(next_bundle("d", c, Some(&first), 2, 11, &signer).is_none());
-        let changed = compile(&effective(json!({"k": "v"})), &files()).unwrap();
-        let second = next_bundle("d", changed, Some(&first), 2, 11, &signer).unwrap();
+        assert!(next_bundle("d", c, Some(&first), 2, 11, &signer, &sbox()).is_none());
+        let changed = compile(&effective(json!({"k": "v"})), &files(), &sbox()).unwrap();
+        let second = next_bundle("d", changed, Some(&first), 2, 11, &signer, &sbox()).unwrap();
         assert_eq!((second.serial, second.commit_id), (2, 2));
         let env: apiary_proto::signed::Envelope = serde_json::from_str(&second.envelope).unwrap();
         let verified = apiary_proto::bundle::verify(
@@ -235,29 +285,29 @@ mod tests {
     #[test]
     fn names_the_policies_that_changed() {
         let signer = BundleSigner::from_pkcs8(&BundleSigner::generate_pkcs8().unwrap()).unwrap();
-        let first = compile(&effective(json!({})), &files()).unwrap();
+        let first = compile(&effective(json!({})), &files(), &sbox()).unwrap();
         assert_eq!(
-            changed_policies(None, &first.policies),
+            changed_policies(None, &first.policies, &sbox()),
             ["file_distribution", "settings"]
         );
-        let stored = next_bundle("d", first, None, 1, 10, &signer).unwrap();
-        let second = compile(&effective(json!({"k": "v"})), &files()).unwrap();
+        let stored = next_bundle("d", first, None, 1, 10, &signer, &sbox()).unwrap();
+        let second = compile(&effective(json!({"k": "v"})), &files(), &sbox()).unwrap();
         assert_eq!(
-            changed_policies(Some(&stored), &second.policies),
+            changed_policies(Some(&stored), &second.policies, &sbox()),
             ["file_distribution"]
         );
         let mut only_settings = effective(json!({}));
         only_settings.remove("file_distribution");
-        let third = compile(&only_settings, &files()).unwrap();
+        let third = compile(&only_settings, &files(), &sbox()).unwrap();
         assert_eq!(
-            changed_policies(Some(&stored), &third.policies),
+            changed_policies(Some(&stored), &third.policies, &sbox()),
             ["file_distribution"]
         );
     }
 
     #[test]
     fn missing_file_names_node_and_path() {
-        let err = compile(&effective(json!({})), &BTreeMap::new()).unwrap_err();
+        let err = compile(&effective(json!({})), &BTreeMap::new(), &sbox()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "file_distribution set on / uses /a.tmpl, which is not in the file manager"
@@ -336,10 +386,10 @@ mod tests {
                 let reordered: serde_json::Value = serde_json::from_str(&shuffled_text(&doc, seed)).unwrap();
                 let effective = |body: serde_json::Value| BTreeMap::from([(
                     "file_distribution".to_string(),
-                    Effective { from: "/".into(), items_from: vec![], body },
+                    Effective { from: "/".into(), items_from: vec![], keys_from: BTreeMap::new(), body },
                 )]);
-                let a = compile(&effective(doc.clone()), &pool());
-                let b = compile(&effective(reordered), &pool());
+                let a = compile(&effective(doc.clone()), &pool(), &sbox());
+                let b = compile(&effective(reordered), &pool(), &sbox());
                 match (a, b) {
                     (Ok(a), Ok(b)) => {
                         prop_assert_eq!(&a.content_hash, &b.content_hash);

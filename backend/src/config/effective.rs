@@ -41,6 +41,9 @@ pub struct Effective {
     /// For list-like policies: the node each item, in order, came from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub items_from: Vec<String>,
+    /// For `parameters`: the node each key came from.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys_from: BTreeMap<String, String>,
 }
 
 impl ConfigTree {
@@ -95,7 +98,11 @@ impl ConfigTree {
         let mut out: BTreeMap<String, Effective> = BTreeMap::new();
         for node in chain {
             for (policy, doc) in self.nodes.get(node).into_iter().flatten() {
-                let merged = match (list_shape(policy), out.remove(policy)) {
+                let inherited = out.remove(policy);
+                let merged = match (list_shape(policy), inherited) {
+                    (_, inherited) if policy == PARAMETERS => {
+                        merge_parameters(inherited, doc, node)
+                    }
                     (Some(shape), Some(base)) if extends(doc) => extend(base, doc, node, shape),
                     (shape, _) => replace(doc, node, shape),
                 };
@@ -104,6 +111,34 @@ impl ConfigTree {
         }
         out
     }
+}
+
+/// Parameters always merge per key: a nearer node's value (or secret) overrides.
+const PARAMETERS: &str = "parameters";
+
+fn merge_parameters(base: Option<Effective>, doc: &Value, node: &str) -> Effective {
+    let mut merged = base.unwrap_or_else(|| Effective {
+        from: node.to_string(),
+        body: serde_json::json!({"values": {}, "secrets": {}}),
+        items_from: Vec::new(),
+        keys_from: BTreeMap::new(),
+    });
+    for (kind, other) in [("values", "secrets"), ("secrets", "values")] {
+        for (key, value) in doc
+            .get(kind)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            // A key lives in one kind at a time: a secret below replaces a value above.
+            if let Some(o) = merged.body[other].as_object_mut() {
+                o.remove(key);
+            }
+            merged.body[kind][key] = value.clone();
+            merged.keys_from.insert(key.clone(), node.to_string());
+        }
+    }
+    merged
 }
 
 fn extends(doc: &Value) -> bool {
@@ -133,6 +168,7 @@ fn replace(doc: &Value, node: &str, shape: Option<(&str, &str)>) -> Effective {
         from: node.to_string(),
         body: without_merge(doc),
         items_from,
+        keys_from: BTreeMap::new(),
     }
 }
 
@@ -293,6 +329,41 @@ mod tests {
                 case.name
             );
         }
+    }
+
+    #[test]
+    fn parameters_merge_per_key_down_the_tree() {
+        let mut t = ConfigTree::default();
+        t.set(
+            "/",
+            "parameters",
+            Some(json!({"values": {"broker": "fleet", "port": "8883"}})),
+        );
+        t.set(
+            "/a",
+            "parameters",
+            Some(json!({"values": {"broker": "a"}, "secrets": {"port": "v1:sealed"}})),
+        );
+        t.set(
+            "dev",
+            "parameters",
+            Some(json!({"values": {"port": "1883", "own": "x"}})),
+        );
+        let e = &t.effective_for_device("dev", Some("/a/b"))["parameters"];
+        assert_eq!(
+            e.body["values"],
+            json!({"broker": "a", "port": "1883", "own": "x"})
+        );
+        assert_eq!(
+            e.body["secrets"],
+            json!({}),
+            "the device's value replaced the secret"
+        );
+        assert_eq!(e.keys_from["broker"], "/a");
+        assert_eq!(e.keys_from["port"], "dev");
+        let g = &t.effective_for_group("/a")["parameters"];
+        assert_eq!(g.body["secrets"], json!({"port": "v1:sealed"}));
+        assert_eq!(g.body["values"], json!({"broker": "a"}));
     }
 
     #[test]

@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Names of the policies this backend knows.
-pub const POLICY_NAMES: &[&str] = &["settings", "file_distribution"];
+pub const POLICY_NAMES: &[&str] = &["parameters", "settings", "file_distribution"];
+
+/// Longest parameter value accepted.
+pub const MAX_PARAMETER_VALUE: usize = 4096;
 
 /// Shortest allowed check-in interval: a fleet on a shorter one would flood the backend.
 pub const MIN_INTERVAL_SECONDS: u64 = 10;
@@ -86,8 +89,40 @@ pub struct FileConfig {
 /// A validated policy document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PolicyConfig {
+    Parameters(ParametersConfig),
     Settings(SettingsConfig),
     FileDistribution(FileDistributionConfig),
+}
+
+/// `parameters`: values for `$(key)` and `{{key}}`, merged per key down the tree.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParametersConfig {
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
+    /// Sealed secret values (see `crate::secrets`); plaintext never reaches the store.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// Parameter names: letters, digits, `_`, `.`, `-`; `sys.` is the agent's.
+pub fn validate_parameter_key(key: &str) -> Result<(), String> {
+    let ok = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    if !ok {
+        return Err(format!(
+            "parameter name {key:?} must be 1 to 64 letters, digits, '_', '.' or '-'"
+        ));
+    }
+    if key.starts_with("sys.") {
+        return Err(format!(
+            "parameter name {key:?}: names starting with sys. are the agent's system values"
+        ));
+    }
+    Ok(())
 }
 
 impl PolicyConfig {
@@ -98,6 +133,7 @@ impl PolicyConfig {
             message,
         };
         let parsed = match policy {
+            "parameters" => PolicyConfig::Parameters(from_value(body).map_err(invalid)?),
             "settings" => PolicyConfig::Settings(from_value(body).map_err(invalid)?),
             "file_distribution" => {
                 PolicyConfig::FileDistribution(from_value(body).map_err(invalid)?)
@@ -110,6 +146,28 @@ impl PolicyConfig {
 
     fn validate(&self) -> Result<(), String> {
         match self {
+            PolicyConfig::Parameters(p) => {
+                for (key, value) in &p.values {
+                    validate_parameter_key(key)?;
+                    if value.len() > MAX_PARAMETER_VALUE || value.contains('\0') {
+                        return Err(format!(
+                            "value of {key} is longer than {MAX_PARAMETER_VALUE} bytes or has a NUL"
+                        ));
+                    }
+                }
+                for (key, sealed) in &p.secrets {
+                    validate_parameter_key(key)?;
+                    if p.values.contains_key(key) {
+                        return Err(format!("{key} is both a value and a secret"));
+                    }
+                    if !crate::secrets::looks_sealed(sealed) {
+                        return Err(format!(
+                            "secret {key} is not sealed; set secrets with `apiary params set NODE KEY --secret`"
+                        ));
+                    }
+                }
+                Ok(())
+            }
             PolicyConfig::Settings(s) => {
                 if let Some(i) = s.interval_seconds
                     && i < MIN_INTERVAL_SECONDS
@@ -151,6 +209,29 @@ impl PolicyConfig {
     }
 }
 
+/// A policy document as the API shows it: secret values replaced by a mask.
+pub fn masked(policy: &str, body: &serde_json::Value) -> serde_json::Value {
+    let mut body = body.clone();
+    if policy == "parameters"
+        && let Some(secrets) = body
+            .get_mut("secrets")
+            .and_then(serde_json::Value::as_object_mut)
+    {
+        for value in secrets.values_mut() {
+            *value = serde_json::Value::String(crate::secrets::MASK.to_string());
+        }
+    }
+    body
+}
+
+/// Masks the documents of a list of changes (commits, dry runs).
+pub fn mask_changes(changes: &mut [crate::store::ConfigChange]) {
+    for c in changes {
+        c.before = c.before.as_ref().map(|b| masked(&c.policy, b));
+        c.after = c.after.as_ref().map(|a| masked(&c.policy, a));
+    }
+}
+
 fn from_value<T: serde::de::DeserializeOwned>(body: &serde_json::Value) -> Result<T, String> {
     T::deserialize(body).map_err(|e| e.to_string())
 }
@@ -178,12 +259,20 @@ pub fn validate_file_manager_path(path: &str) -> Result<(), String> {
     }
 }
 
+/// Destinations are absolute, or start with a `$(key)` that the agent expands (and then
+/// checks the result is a clean absolute path).
 fn validate_destination(path: &str) -> Result<(), String> {
-    if is_clean_absolute_file_path(path) {
+    let anchored = match path.strip_prefix("$(") {
+        Some(rest) if rest.contains(')') => {
+            format!("/x{}", &rest[rest.find(')').unwrap_or(0) + 1..])
+        }
+        _ => path.to_string(),
+    };
+    if is_clean_absolute_file_path(&anchored) || (path.starts_with("$(") && anchored == "/x") {
         Ok(())
     } else {
         Err(format!(
-            "destination {path:?} must be an absolute file path without . or .. segments"
+            "destination {path:?} must be an absolute file path (or start with $(key)) without . or .. segments"
         ))
     }
 }
@@ -201,6 +290,16 @@ mod tests {
             PolicyConfig::parse("file_distribution", &body),
             Ok(PolicyConfig::FileDistribution(_))
         ));
+    }
+
+    #[test]
+    fn destinations_may_start_with_a_parameter() {
+        for ok in ["/etc/a", "$(dir)/a", "$(dir)", "$(dir)/$(name).conf"] {
+            assert_eq!(validate_destination(ok), Ok(()), "{ok}");
+        }
+        for bad in ["etc/a", "$(dir", "$(dir)/../a", "$(dir)//a", "/a/"] {
+            assert!(validate_destination(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -231,6 +330,11 @@ mod tests {
             (
                 "file_distribution",
                 json!({"sets": [{"files": [{"source": "/a", "destination": "/x/../a"}]}]}),
+                "without . or ..",
+            ),
+            (
+                "file_distribution",
+                json!({"sets": [{"files": [{"source": "/a", "destination": "$(dir)/../a"}]}]}),
                 "without . or ..",
             ),
         ];

@@ -67,7 +67,11 @@ pub async fn checkin(
 
     let bundle = match state.store.current_bundle(&device.id).await? {
         Some(b) if request.bundle_hash.as_deref() != Some(b.hash.as_str()) => {
-            Some(serde_json::from_str::<Envelope>(&b.envelope).map_err(|e| {
+            let envelope = state
+                .secrets
+                .load_envelope(&b.envelope)
+                .map_err(|e| ApiError::internal(format!("stored bundle of {}: {e}", device.id)))?;
+            Some(serde_json::from_str::<Envelope>(&envelope).map_err(|e| {
                 ApiError::internal(format!("stored bundle of {} is corrupt: {e}", device.id))
             })?)
         }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Actor;
 use crate::config::commit::{self, CommitError, CommitOutcome};
+use crate::config::policies::{mask_changes, masked};
 use crate::error::ApiError;
 use crate::state::{Shared, now};
 use crate::store::{AuditEntry, AuditFilter, Commit, RolloutEntry, RolloutState};
@@ -46,6 +47,8 @@ pub async fn create(
         )
         .await;
     }
+    let mut outcome = outcome;
+    mask_changes(&mut outcome.changes);
     Ok(Json(outcome))
 }
 
@@ -89,6 +92,8 @@ pub async fn show(
         .into_iter()
         .find(|c| c.id == id)
         .ok_or_else(|| ApiError::not_found(format!("no commit {id}")))?;
+    let mut commit = commit;
+    mask_changes(&mut commit.changes);
     let devices = state.store.rollout(id).await?;
     let mut counts: BTreeMap<&'static str, usize> = [
         RolloutState::Pending,
@@ -125,6 +130,8 @@ pub async fn revert(
         )
         .await;
     }
+    let mut outcome = outcome;
+    mask_changes(&mut outcome.changes);
     Ok(Json(outcome))
 }
 
@@ -142,7 +149,10 @@ pub async fn drafts(State(state): State<Shared>) -> Result<Json<Vec<serde_json::
             .drafts()
             .await?
             .into_iter()
-            .map(|(node, policy, draft)| serde_json::json!({"node": node, "policy": policy, "draft": draft}))
+            .map(|(node, policy, draft)| {
+                let draft = draft.map(|d| masked(&policy, &d));
+                serde_json::json!({"node": node, "policy": policy, "draft": draft})
+            })
             .collect(),
     ))
 }
@@ -180,7 +190,11 @@ pub async fn discard(
 
 /// `GET /api/v1/commits`, newest first.
 pub async fn list(State(state): State<Shared>) -> Result<Json<Vec<Commit>>, ApiError> {
-    Ok(Json(state.store.list_commits().await?))
+    let mut commits = state.store.list_commits().await?;
+    for c in &mut commits {
+        mask_changes(&mut c.changes);
+    }
+    Ok(Json(commits))
 }
 
 /// `GET /api/v1/audit[?actor=&action=&target=&since=&limit=]`, newest first.

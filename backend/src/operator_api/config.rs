@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Actor;
 use crate::config::effective::{ConfigTree, Effective};
 use crate::config::node::Node;
-use crate::config::policies::PolicyConfig;
+use crate::config::policies::{PolicyConfig, masked};
 use crate::error::ApiError;
 use crate::state::Shared;
 
@@ -58,10 +58,11 @@ pub async fn show(
     let active = state.store.active_config().await?;
     let mut policies: BTreeMap<String, PolicyState> = BTreeMap::new();
     for e in active.iter().filter(|e| e.node == node.key()) {
-        policies.entry(e.policy.clone()).or_default().active = Some(e.body.clone());
+        policies.entry(e.policy.clone()).or_default().active = Some(masked(&e.policy, &e.body));
     }
     for (n, policy, body) in state.store.drafts().await? {
         if n == node.key() {
+            let body = body.map(|b| masked(&policy, &b));
             policies.entry(policy).or_default().draft = Some(body);
         }
     }
@@ -76,6 +77,13 @@ pub async fn show(
         }
         Node::Group(path) => ConfigTree::new(active).effective_for_group(path),
     };
+    let effective = effective
+        .into_iter()
+        .map(|(policy, mut e)| {
+            e.body = masked(&policy, &e.body);
+            (policy, e)
+        })
+        .collect();
     Ok(Json(NodeConfig {
         node: node.key().to_string(),
         policies,
@@ -98,16 +106,17 @@ pub async fn set(
         .store
         .set_draft(node.key(), &policy, Some(body.clone()))
         .await?;
+    let shown = masked(&policy, &body);
     super::audit(
         &state,
         &actor.0,
         "config.set",
         &format!("{node} {policy}"),
-        body.to_string(),
+        shown.to_string(),
     )
     .await;
     Ok(Json(
-        serde_json::json!({"node": node.key(), "policy": policy, "draft": body}),
+        serde_json::json!({"node": node.key(), "policy": policy, "draft": shown}),
     ))
 }
 

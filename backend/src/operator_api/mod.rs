@@ -14,6 +14,7 @@ mod config;
 pub mod devices;
 mod files;
 mod groups;
+mod parameters;
 
 /// Largest file-manager upload.
 pub const MAX_UPLOAD_BYTES: u64 = 4 * 1024 * 1024 * 1024;
@@ -47,6 +48,11 @@ pub fn router(state: Shared) -> Router {
             put(files::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES as usize)),
         )
         .route("/config", get(config::show))
+        .route("/parameters", get(parameters::show))
+        .route(
+            "/parameters/{key}",
+            put(parameters::set).delete(parameters::unset),
+        )
         .route("/config/{policy}", put(config::set).delete(config::unset))
         .route("/commits", get(commits::list).post(commits::create))
         .route("/commits/{id}", get(commits::show))
