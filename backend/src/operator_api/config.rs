@@ -37,7 +37,8 @@ pub struct NodeConfig {
     effective: BTreeMap<String, Effective>,
 }
 
-async fn resolve(state: &Shared, text: &str) -> Result<Node, ApiError> {
+/// Parses a node name and checks the group or device exists.
+pub(crate) async fn resolve(state: &Shared, text: &str) -> Result<Node, ApiError> {
     let node = Node::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let exists = match &node {
         Node::Group(p) => state.store.group_exists(p).await?,
@@ -47,6 +48,26 @@ async fn resolve(state: &Shared, text: &str) -> Result<Node, ApiError> {
         return Err(ApiError::not_found(format!("no such node {node}")));
     }
     Ok(node)
+}
+
+/// What is in force on a node, from the active (committed) configuration.
+pub(crate) async fn effective_for(
+    state: &Shared,
+    node: &Node,
+    active: Vec<crate::store::ConfigEntry>,
+) -> Result<BTreeMap<String, Effective>, ApiError> {
+    let tree = ConfigTree::new(active);
+    Ok(match node {
+        Node::Device(id) => {
+            let device = state
+                .store
+                .device(id)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("no device {id}")))?;
+            tree.effective_for_device(id, device.group.as_deref())
+        }
+        Node::Group(path) => tree.effective_for_group(path),
+    })
 }
 
 /// `GET /api/v1/config?node=N`.
@@ -66,18 +87,8 @@ pub async fn show(
             policies.entry(policy).or_default().draft = Some(body);
         }
     }
-    let effective = match &node {
-        Node::Device(id) => {
-            let device = state
-                .store
-                .device(id)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("no device {id}")))?;
-            ConfigTree::new(active).effective_for_device(id, device.group.as_deref())
-        }
-        Node::Group(path) => ConfigTree::new(active).effective_for_group(path),
-    };
-    let effective = effective
+    let effective = effective_for(&state, &node, active)
+        .await?
         .into_iter()
         .map(|(policy, mut e)| {
             e.body = masked(&policy, &e.body);

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::auth::Actor;
-use crate::config::effective::ConfigTree;
 use crate::config::node::Node;
 use crate::config::policies::{PolicyConfig, masked, validate_parameter_key};
 use crate::error::ApiError;
@@ -63,18 +62,6 @@ async fn current_document(state: &Shared, node: &str) -> Result<Value, ApiError>
         .unwrap_or_else(|| json!({})))
 }
 
-async fn resolve(state: &Shared, text: &str) -> Result<Node, ApiError> {
-    let node = Node::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let exists = match &node {
-        Node::Group(p) => state.store.group_exists(p).await?,
-        Node::Device(id) => state.store.device(id).await?.is_some(),
-    };
-    if !exists {
-        return Err(ApiError::not_found(format!("no such node {node}")));
-    }
-    Ok(node)
-}
-
 async fn save_draft(state: &Shared, node: &Node, mut doc: Value) -> Result<(), ApiError> {
     for kind in ["values", "secrets"] {
         if doc
@@ -106,7 +93,7 @@ pub async fn set(
 ) -> Result<Json<Value>, ApiError> {
     let Json(req) = body.map_err(ApiError::from_json)?;
     validate_parameter_key(&key).map_err(ApiError::bad_request)?;
-    let node = resolve(&state, &q.node).await?;
+    let node = super::config::resolve(&state, &q.node).await?;
     let mut doc = current_document(&state, node.key()).await?;
     let (kind, other, stored) = if req.secret {
         ("secrets", "values", state.secrets.seal(&key, &req.value))
@@ -146,7 +133,7 @@ pub async fn unset(
     Path(key): Path<String>,
     Query(q): Query<NodeQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let node = resolve(&state, &q.node).await?;
+    let node = super::config::resolve(&state, &q.node).await?;
     let mut doc = current_document(&state, node.key()).await?;
     let mut found = false;
     for kind in ["values", "secrets"] {
@@ -176,20 +163,9 @@ pub async fn show(
     State(state): State<Shared>,
     Query(q): Query<NodeQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let node = resolve(&state, &q.node).await?;
+    let node = super::config::resolve(&state, &q.node).await?;
     let own = masked(POLICY, &current_document(&state, node.key()).await?);
-    let tree = ConfigTree::new(state.store.active_config().await?);
-    let effective = match &node {
-        Node::Group(p) => tree.effective_for_group(p),
-        Node::Device(id) => {
-            let device = state
-                .store
-                .device(id)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("no device {id}")))?;
-            tree.effective_for_device(id, device.group.as_deref())
-        }
-    };
+    let effective = super::config::effective_for(&state, &node, state.store.active_config().await?).await?;
     let mut in_force: BTreeMap<String, EffectiveParameter> = BTreeMap::new();
     if let Some(e) = effective.get(POLICY) {
         for (kind, secret) in [("values", false), ("secrets", true)] {
