@@ -165,7 +165,8 @@ pub async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let node = super::config::resolve(&state, &q.node).await?;
     let own = masked(POLICY, &current_document(&state, node.key()).await?);
-    let effective = super::config::effective_for(&state, &node, state.store.active_config().await?).await?;
+    let effective =
+        super::config::effective_for(&state, &node, state.store.active_config().await?).await?;
     let mut in_force: BTreeMap<String, EffectiveParameter> = BTreeMap::new();
     if let Some(e) = effective.get(POLICY) {
         for (kind, secret) in [("values", false), ("secrets", true)] {
