@@ -2,7 +2,6 @@
 //! anything changed so the backend learns the outcome at once.
 
 use std::fs;
-use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apiary_proto::device_api::{CheckinRequest, CheckinResponse, HostFacts, Level};
@@ -11,7 +10,7 @@ use apiary_proto::paths;
 use crate::bundle_store::{self, InForce};
 use crate::config::{Dirs, Identity};
 use crate::expand::Vars;
-use crate::policies::{self, Context, Fetch, Outcome, Status};
+use crate::policies::{self, Context, DownloadSink, Fetch, Outcome, Status};
 use crate::reports::{NewReport, ReportQueue};
 use crate::signals;
 use crate::transport::{Transport, TransportError};
@@ -198,7 +197,7 @@ struct BackendFetch<'a> {
 }
 
 impl Fetch for BackendFetch<'_> {
-    fn fetch(&self, sha256: &str, sink: &mut dyn Write) -> Result<u64, String> {
+    fn fetch(&self, sha256: &str, sink: &mut dyn DownloadSink) -> Result<(), String> {
         let path = format!("{}{sha256}", paths::FILES_PREFIX);
         self.transport
             .download(&path, sink)

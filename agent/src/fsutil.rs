@@ -45,6 +45,14 @@ impl AtomicFile {
         })
     }
 
+    /// Empties the temporary file, to write the content again from its start.
+    pub fn restart(&mut self) -> io::Result<()> {
+        use std::io::Seek;
+        let file = self.file.as_mut().expect("file is present until commit");
+        file.set_len(0)?;
+        file.rewind()
+    }
+
     /// Makes the written content the target, durably.
     pub fn commit(mut self) -> io::Result<()> {
         let file = self.file.take().expect("file is present until commit");
@@ -143,6 +151,18 @@ mod tests {
             1,
             "temp file removed"
         );
+    }
+
+    #[test]
+    fn restart_discards_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut f = AtomicFile::create(&path, 0o644).unwrap();
+        f.write_all(b"wrong content").unwrap();
+        f.restart().unwrap();
+        f.write_all(b"right").unwrap();
+        f.commit().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"right");
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! HTTPS to the device API: one ureq agent per run, so a cycle's requests share a connection.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
 use apiary_proto::device_api::ErrorBody;
 use serde::{Serialize, de::DeserializeOwned};
+
+use crate::policies::DownloadSink;
 use ureq::config::AutoHeaderValue;
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
 
@@ -121,35 +123,49 @@ impl Transport {
         decode_json(&url, response)
     }
 
-    /// Streams `GET path` into `sink`, returning the byte count.
-    pub fn download(&self, path: &str, sink: &mut dyn Write) -> Result<u64, TransportError> {
+    /// Streams `GET path` into `sink`, from `sink.offset()` with a `Range` request when it
+    /// holds a start; a server that answers with the whole content makes the sink restart.
+    pub fn download(&self, path: &str, sink: &mut dyn DownloadSink) -> Result<(), TransportError> {
         let url = self.url(path);
-        let mut response =
-            self.agent
-                .get(&url)
-                .call()
-                .map_err(|source| TransportError::Request {
-                    url: url.clone(),
-                    source,
-                })?;
+        let offset = sink.offset();
+        let mut request = self.agent.get(&url);
+        if offset > 0 {
+            request = request.header("range", format!("bytes={offset}-"));
+        }
+        let mut response = request.call().map_err(|source| TransportError::Request {
+            url: url.clone(),
+            source,
+        })?;
         check_status(&url, &mut response)?;
+        let body_err = |message: String| TransportError::Body {
+            url: url.clone(),
+            message,
+        };
+        let resumed = response.status().as_u16() == 206;
+        if resumed {
+            let range = response
+                .headers()
+                .get("content-range")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if !range.starts_with(&format!("bytes {offset}-")) {
+                return Err(body_err(format!(
+                    "asked for bytes {offset}- and got range {range:?}"
+                )));
+            }
+        } else if offset > 0 {
+            sink.restart()
+                .map_err(|e| body_err(format!("restarting the download: {e}")))?;
+        }
         let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
         let mut buf = vec![0u8; 64 * 1024];
-        let mut total = 0u64;
         loop {
-            let n = reader.read(&mut buf).map_err(|e| TransportError::Body {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
+            let n = reader.read(&mut buf).map_err(|e| body_err(e.to_string()))?;
             if n == 0 {
-                return Ok(total);
+                return Ok(());
             }
             sink.write_all(&buf[..n])
-                .map_err(|e| TransportError::Body {
-                    url: url.clone(),
-                    message: format!("writing to disk: {e}"),
-                })?;
-            total += n as u64;
+                .map_err(|e| body_err(format!("writing to disk: {e}")))?;
         }
     }
 

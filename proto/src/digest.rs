@@ -37,6 +37,11 @@ impl Sha256 {
         self.0.update(bytes);
     }
 
+    /// The digest of everything fed so far, without consuming the state.
+    pub fn hex(&self) -> String {
+        crate::hex::encode(self.0.clone().finish().as_ref())
+    }
+
     /// The digest as lowercase hex.
     pub fn finish_hex(self) -> String {
         crate::hex::encode(self.0.finish().as_ref())

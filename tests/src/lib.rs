@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod relay;
+
 /// Generous bound for a process to become ready; a hang fails the test instead of blocking CI.
 pub const READY_WITHIN: Duration = Duration::from_secs(120);
 
@@ -209,12 +211,16 @@ impl Backend {
 
     /// Creates a bootstrap key and enrols `agent` with it, approving it as an operator.
     pub fn enroll(&self, agent: &Agent, group: &str) -> String {
+        self.enroll_via(agent, group, &self.device_url)
+    }
+
+    /// Like [`Backend::enroll`], with the agent reaching the backend at `device_url`.
+    pub fn enroll_via(&self, agent: &Agent, group: &str, device_url: &str) -> String {
         let key = self
             .cli_ok(&["bootstrap-keys", "create", "--group", group])
             .trim()
             .to_string();
-        let mut child =
-            agent.spawn_bootstrap(&key, &self.device_url, &self.data_dir().join("ca.crt"));
+        let mut child = agent.spawn_bootstrap(&key, device_url, &self.data_dir().join("ca.crt"));
         let id = wait_for(|| {
             let pending = self.cli_json(&["devices", "list", "--pending"]);
             pending

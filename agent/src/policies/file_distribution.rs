@@ -15,7 +15,7 @@ use std::time::Duration;
 use apiary_proto::bundle::{DistributedFile, FileDistribution, FileSet};
 use apiary_proto::digest::{self, Sha256};
 
-use super::{Context, Outcome, Policy};
+use super::{Context, DownloadSink, Outcome, Policy};
 use crate::command;
 use crate::fsutil::{self, AtomicFile};
 use crate::template;
@@ -23,6 +23,8 @@ use crate::template;
 const NAME: &str = "file_distribution";
 /// Largest template the agent renders (templates are held in memory; plain files never are).
 pub const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+/// Attempts per download in one cycle; the next cycle tries again.
+pub const DOWNLOAD_ATTEMPTS: u32 = 4;
 /// How long a pre-condition or command may run before it is killed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 const DEFAULT_MODE: u32 = 0o644;
@@ -224,18 +226,67 @@ fn fetch_into_place(
     let tmp = AtomicFile::create(dest, mode)
         .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
     let mut sink = HashingWriter::new(tmp);
-    ctx.fetcher
-        .fetch(&file.sha256, &mut sink)
-        .map_err(|e| format!("download of {} failed: {e}", file.source))?;
-    let (tmp, got) = sink.finish();
-    if got != file.sha256 {
-        return Err(format!(
-            "download of {} has sha256 {got}, expected {}; not installed",
-            file.source, file.sha256
-        ));
-    }
-    tmp.commit()
+    download_verified(ctx, file, &mut sink)?;
+    sink.inner
+        .commit()
         .map_err(|e| format!("cannot install {}: {e}", dest.display()))
+}
+
+/// Downloads `file` into `sink` until its SHA-256 matches, at most [`DOWNLOAD_ATTEMPTS`]
+/// times, waiting 1, 2, 4 s between attempts. A cut transfer resumes where it stopped; a
+/// complete one with the wrong digest starts over. Nothing is installed until it matches.
+fn download_verified(
+    ctx: &Context<'_>,
+    file: &DistributedFile,
+    sink: &mut dyn VerifiedSink,
+) -> Result<(), String> {
+    let restart = |sink: &mut dyn VerifiedSink| {
+        sink.restart()
+            .map_err(|e| format!("cannot restart the download of {}: {e}", file.source))
+    };
+    let mut last = String::new();
+    for attempt in 1..=DOWNLOAD_ATTEMPTS {
+        if sink.offset() >= file.size {
+            // Everything arrived (the connection may have dropped right after): check it.
+            if sink.digest() == file.sha256 {
+                return Ok(());
+            }
+            restart(sink)?;
+        }
+        match ctx.fetcher.fetch(&file.sha256, sink) {
+            Ok(()) => {
+                let got = sink.digest();
+                if got == file.sha256 {
+                    return Ok(());
+                }
+                last = format!("the content has sha256 {got}, expected {}", file.sha256);
+                restart(sink)?;
+            }
+            // Keep what arrived: the next attempt continues from there.
+            Err(e) => last = e,
+        }
+        if attempt < DOWNLOAD_ATTEMPTS && !pause(ctx, Duration::from_secs(1 << (attempt - 1))) {
+            break;
+        }
+    }
+    Err(format!(
+        "download of {} failed after {DOWNLOAD_ATTEMPTS} attempts ({} of {} bytes held): {last}; not installed",
+        file.source,
+        sink.offset(),
+        file.size
+    ))
+}
+
+/// Sleeps, returning early (false) when the agent is asked to stop.
+fn pause(ctx: &Context<'_>, duration: Duration) -> bool {
+    let deadline = std::time::Instant::now() + duration;
+    while std::time::Instant::now() < deadline {
+        if (ctx.stop_requested)() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
 }
 
 /// A template's source: from the cache in the state dir, or downloaded and verified into it.
@@ -255,21 +306,13 @@ fn cached_source(ctx: &Context<'_>, file: &DistributedFile) -> Result<Vec<u8>, S
     }
     crate::config::create_private_dir(&dir)
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let mut bytes = Vec::with_capacity(file.size as usize);
-    let mut limited = LimitedWriter {
-        inner: &mut bytes,
-        remaining: MAX_TEMPLATE_BYTES,
+    let mut sink = LimitedWriter {
+        inner: Vec::with_capacity(file.size as usize),
+        hash: Sha256::new(),
+        limit: MAX_TEMPLATE_BYTES,
     };
-    ctx.fetcher
-        .fetch(&file.sha256, &mut limited)
-        .map_err(|e| format!("download of {} failed: {e}", file.source))?;
-    let got = digest::sha256_hex(&bytes);
-    if got != file.sha256 {
-        return Err(format!(
-            "download of {} has sha256 {got}, expected {}",
-            file.source, file.sha256
-        ));
-    }
+    download_verified(ctx, file, &mut sink)?;
+    let bytes = sink.inner;
     fsutil::write_atomic(&path, &bytes, 0o600)
         .map_err(|e| format!("cannot cache {}: {e}", path.display()))?;
     Ok(bytes)
@@ -337,9 +380,16 @@ impl WrittenState {
     }
 }
 
+/// A download sink that can tell the digest of what it holds.
+trait VerifiedSink: DownloadSink {
+    fn digest(&self) -> String;
+}
+
+/// Streams into the temporary file beside the destination, hashing as it goes.
 struct HashingWriter {
     inner: AtomicFile,
     hash: Sha256,
+    written: u64,
 }
 
 impl HashingWriter {
@@ -347,11 +397,8 @@ impl HashingWriter {
         Self {
             inner,
             hash: Sha256::new(),
+            written: 0,
         }
-    }
-
-    fn finish(self) -> (AtomicFile, String) {
-        (self.inner, self.hash.finish_hex())
     }
 }
 
@@ -359,6 +406,7 @@ impl Write for HashingWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hash.update(&buf[..n]);
+        self.written += n as u64;
         Ok(n)
     }
 
@@ -367,23 +415,62 @@ impl Write for HashingWriter {
     }
 }
 
-struct LimitedWriter<'a> {
-    inner: &'a mut Vec<u8>,
-    remaining: u64,
+impl DownloadSink for HashingWriter {
+    fn offset(&self) -> u64 {
+        self.written
+    }
+
+    fn restart(&mut self) -> io::Result<()> {
+        self.inner.restart()?;
+        self.hash = Sha256::new();
+        self.written = 0;
+        Ok(())
+    }
 }
 
-impl Write for LimitedWriter<'_> {
+impl VerifiedSink for HashingWriter {
+    fn digest(&self) -> String {
+        self.hash.hex()
+    }
+}
+
+/// Collects a template in memory, refusing more than `limit` bytes.
+struct LimitedWriter {
+    inner: Vec<u8>,
+    hash: Sha256,
+    limit: u64,
+}
+
+impl Write for LimitedWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.len() as u64 > self.remaining {
+        if self.inner.len() as u64 + buf.len() as u64 > self.limit {
             return Err(io::Error::other("template is larger than announced"));
         }
-        self.remaining -= buf.len() as u64;
         self.inner.extend_from_slice(buf);
+        self.hash.update(buf);
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl DownloadSink for LimitedWriter {
+    fn offset(&self) -> u64 {
+        self.inner.len() as u64
+    }
+
+    fn restart(&mut self) -> io::Result<()> {
+        self.inner.clear();
+        self.hash = Sha256::new();
+        Ok(())
+    }
+}
+
+impl VerifiedSink for LimitedWriter {
+    fn digest(&self) -> String {
+        self.hash.hex()
     }
 }
 
@@ -399,14 +486,37 @@ mod tests {
     struct MemoryFetch {
         files: HashMap<String, Vec<u8>>,
         calls: RefCell<u32>,
+        /// Cut the first transfer after this many bytes, as a dropped connection would.
+        cut_first_at: Option<usize>,
+        /// The offset each call started from.
+        offsets: RefCell<Vec<u64>>,
+    }
+
+    impl MemoryFetch {
+        fn new(files: HashMap<String, Vec<u8>>) -> Self {
+            Self {
+                files,
+                calls: RefCell::new(0),
+                cut_first_at: None,
+                offsets: RefCell::new(Vec::new()),
+            }
+        }
     }
 
     impl Fetch for MemoryFetch {
-        fn fetch(&self, sha256: &str, sink: &mut dyn Write) -> Result<u64, String> {
+        fn fetch(&self, sha256: &str, sink: &mut dyn DownloadSink) -> Result<(), String> {
             *self.calls.borrow_mut() += 1;
+            let offset = sink.offset();
+            self.offsets.borrow_mut().push(offset);
             let bytes = self.files.get(sha256).ok_or("404")?;
-            sink.write_all(bytes).map_err(|e| e.to_string())?;
-            Ok(bytes.len() as u64)
+            let rest = &bytes[offset as usize..];
+            match self.cut_first_at {
+                Some(cut) if *self.calls.borrow() == 1 => {
+                    sink.write_all(&rest[..cut]).map_err(|e| e.to_string())?;
+                    Err("connection reset".into())
+                }
+                _ => sink.write_all(rest).map_err(|e| e.to_string()),
+            }
         }
     }
 
@@ -438,10 +548,7 @@ mod tests {
         let dest = root.path().join("etc/app/app.conf");
         let marker = root.path().join("ran");
         let tpl = b"server={{server}}\n".to_vec();
-        let fetch = MemoryFetch {
-            files: HashMap::from([(digest::sha256_hex(&tpl), tpl.clone())]),
-            calls: RefCell::new(0),
-        };
+        let fetch = MemoryFetch::new(HashMap::from([(digest::sha256_hex(&tpl), tpl.clone())]));
         let spec = FileDistribution {
             sets: vec![FileSet {
                 label: "app".into(),
@@ -489,10 +596,7 @@ mod tests {
         fs::write(&dest, b"old").unwrap();
         let wanted = b"new content".to_vec();
         let mut f = file(&wanted, &dest, false);
-        let fetch = MemoryFetch {
-            files: HashMap::from([(f.sha256.clone(), b"tampered".to_vec())]),
-            calls: RefCell::new(0),
-        };
+        let fetch = MemoryFetch::new(HashMap::from([(f.sha256.clone(), b"tampered".to_vec())]));
         f.size = 8;
         let spec = FileDistribution {
             sets: vec![FileSet {
@@ -503,6 +607,17 @@ mod tests {
         let out = run(&spec, root.path(), &fetch);
         assert_eq!(out[0].status, Status::Failed);
         assert!(out[0].message.contains("not installed"), "{out:?}");
+        assert!(out[0].message.contains("after 4 attempts"), "{out:?}");
+        assert_eq!(
+            *fetch.calls.borrow(),
+            DOWNLOAD_ATTEMPTS,
+            "bounded: no retry storm"
+        );
+        assert_eq!(
+            *fetch.offsets.borrow(),
+            [0, 0, 0, 0],
+            "a wrong whole starts over"
+        );
         assert_eq!(fs::read(&dest).unwrap(), b"old");
         assert_eq!(
             fs::read_dir(root.path()).unwrap().count(),
@@ -512,13 +627,34 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_download_resumes_where_it_stopped() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("big.bin");
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let f = file(&content, &dest, false);
+        let mut fetch = MemoryFetch::new(HashMap::from([(f.sha256.clone(), content.clone())]));
+        fetch.cut_first_at = Some(70_000);
+        let spec = FileDistribution {
+            sets: vec![FileSet {
+                files: vec![f],
+                ..FileSet::default()
+            }],
+        };
+        let out = run(&spec, root.path(), &fetch);
+        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        assert_eq!(fs::read(&dest).unwrap(), content);
+        assert_eq!(
+            *fetch.offsets.borrow(),
+            [0, 70_000],
+            "the second attempt asked for the rest"
+        );
+    }
+
+    #[test]
     fn false_pre_condition_skips_the_set() {
         let root = tempfile::tempdir().unwrap();
         let dest = root.path().join("x");
-        let fetch = MemoryFetch {
-            files: HashMap::new(),
-            calls: RefCell::new(0),
-        };
+        let fetch = MemoryFetch::new(HashMap::new());
         let spec = FileDistribution {
             sets: vec![FileSet {
                 pre_condition: Some("false".into()),
@@ -544,10 +680,7 @@ mod tests {
         let dest = root.path().join("c.conf");
         fs::write(&dest, "keep\n").unwrap();
         let tpl = b"x={{nope}}".to_vec();
-        let fetch = MemoryFetch {
-            files: HashMap::from([(digest::sha256_hex(&tpl), tpl.clone())]),
-            calls: RefCell::new(0),
-        };
+        let fetch = MemoryFetch::new(HashMap::from([(digest::sha256_hex(&tpl), tpl.clone())]));
         let spec = FileDistribution {
             sets: vec![FileSet {
                 files: vec![file(&tpl, &dest, true)],

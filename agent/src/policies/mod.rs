@@ -71,8 +71,30 @@ impl Outcome {
 
 /// Downloads file-manager content by SHA-256.
 pub trait Fetch {
-    /// Streams the content named by `sha256` into `sink`; the caller verifies the digest.
-    fn fetch(&self, sha256: &str, sink: &mut dyn Write) -> Result<u64, String>;
+    /// Streams the content named by `sha256` into `sink`, continuing from `sink.offset()`
+    /// when it already holds a start (the caller verifies the digest).
+    fn fetch(&self, sha256: &str, sink: &mut dyn DownloadSink) -> Result<(), String>;
+}
+
+/// Where a download goes: it knows how much it already holds, and can start over when the
+/// server cannot continue from there.
+pub trait DownloadSink: Write {
+    /// Bytes already received from earlier attempts.
+    fn offset(&self) -> u64;
+    /// Drops what was received, to take the content from its first byte.
+    fn restart(&mut self) -> std::io::Result<()>;
+}
+
+/// A download into memory (templates, which are small).
+impl DownloadSink for Vec<u8> {
+    fn offset(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn restart(&mut self) -> std::io::Result<()> {
+        self.clear();
+        Ok(())
+    }
 }
 
 /// What a policy may use while converging.
