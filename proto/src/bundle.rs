@@ -112,6 +112,17 @@ pub struct DistributedFile {
     pub template: bool,
 }
 
+/// True for an absolute file path without empty, `.` or `..` segments or control characters:
+/// a destination that cannot climb out of where it points. Both sides hold destinations to it.
+pub fn is_clean_absolute_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() > 1
+        && path[1..]
+            .split('/')
+            .all(|p| !p.is_empty() && p != "." && p != "..")
+        && !path.chars().any(char::is_control)
+}
+
 /// Why a bundle was refused; the last good bundle stays in force.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BundleError {
@@ -223,6 +234,18 @@ mod tests {
                     }],
                 }),
             },
+        }
+    }
+
+    #[test]
+    fn clean_absolute_paths() {
+        for ok in ["/etc/a", "/a/b.c", "/x"] {
+            assert!(is_clean_absolute_path(ok), "{ok}");
+        }
+        for bad in [
+            "", "/", "etc/a", "/a/../b", "/a/./b", "/a//b", "/a/", "/a\nb", "/a\0b",
+        ] {
+            assert!(!is_clean_absolute_path(bad), "{bad:?}");
         }
     }
 

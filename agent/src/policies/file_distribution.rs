@@ -200,13 +200,7 @@ fn converge_file(
 /// An expanded destination must still be a clean absolute path: a parameter value cannot
 /// point a file somewhere the bundle did not say.
 fn check_destination(path: &str) -> Result<(), String> {
-    let clean = path.starts_with('/')
-        && path.len() > 1
-        && path[1..]
-            .split('/')
-            .all(|p| !p.is_empty() && p != "." && p != "..")
-        && !path.contains("$(")
-        && !path.contains('\0');
+    let clean = apiary_proto::bundle::is_clean_absolute_path(path) && !path.contains("$(");
     if clean {
         Ok(())
     } else {

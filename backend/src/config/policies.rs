@@ -239,13 +239,7 @@ fn from_value<T: serde::de::DeserializeOwned>(body: &serde_json::Value) -> Resul
 /// An absolute file path (not a directory) without empty, `.` or `..` segments or control
 /// characters: no way to climb out of where it points.
 fn is_clean_absolute_file_path(path: &str) -> bool {
-    path.starts_with('/')
-        && path.len() > 1
-        && path.len() <= 1024
-        && path[1..]
-            .split('/')
-            .all(|p| !p.is_empty() && p != "." && p != "..")
-        && !path.chars().any(char::is_control)
+    path.len() <= 1024 && apiary_proto::bundle::is_clean_absolute_path(path)
 }
 
 /// File-manager paths, like `/configs/app.conf`.
