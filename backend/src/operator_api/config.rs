@@ -16,7 +16,7 @@ use crate::state::Shared;
 
 #[derive(Deserialize)]
 pub struct NodeQuery {
-    node: String,
+    pub(crate) node: String,
 }
 
 /// A policy on one node: what is committed and what is drafted.

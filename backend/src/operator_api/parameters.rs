@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::auth::Actor;
+use super::config::NodeQuery;
 use crate::config::node::Node;
 use crate::config::policies::{PolicyConfig, masked, validate_parameter_key};
 use crate::error::ApiError;
@@ -17,11 +18,6 @@ use crate::secrets::MASK;
 use crate::state::Shared;
 
 const POLICY: &str = "parameters";
-
-#[derive(Deserialize)]
-pub struct NodeQuery {
-    node: String,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

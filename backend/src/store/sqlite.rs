@@ -544,14 +544,8 @@ impl Store for SqliteStore {
         );
         self.with(move |c| {
             let tx = c.transaction()?;
-            let applied: Option<(i64, i64)> = match &applied_hash {
-                Some(h) => tx
-                    .query_row(
-                        "SELECT serial, commit_id FROM bundles WHERE device_id = ?1 AND hash = ?2",
-                        params![id, h],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?,
+            let applied = match &applied_hash {
+                Some(h) => bundle_by_hash(&tx, &id, h)?,
                 None => None,
             };
             tx.execute(
@@ -970,6 +964,20 @@ impl Store for SqliteStore {
     }
 }
 
+/// `(serial, commit_id)` of the device's bundle with this payload hash.
+fn bundle_by_hash(
+    tx: &rusqlite::Transaction<'_>,
+    device_id: &str,
+    hash: &str,
+) -> rusqlite::Result<Option<(i64, i64)>> {
+    tx.query_row(
+        "SELECT serial, commit_id FROM bundles WHERE device_id = ?1 AND hash = ?2",
+        params![device_id, hash],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
 /// The bundle a device refused, by the hash of the payload it received. That is normally the
 /// stored hash; if the stored envelope was altered (which is why it was refused), it is the
 /// hash of the latest envelope as served.
@@ -978,13 +986,7 @@ fn refused_bundle(
     device_id: &str,
     hash: &str,
 ) -> rusqlite::Result<Option<(i64, i64)>> {
-    let stored = tx
-        .query_row(
-            "SELECT serial, commit_id FROM bundles WHERE device_id = ?1 AND hash = ?2",
-            params![device_id, hash],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+    let stored = bundle_by_hash(tx, device_id, hash)?;
     if stored.is_some() {
         return Ok(stored);
     }
