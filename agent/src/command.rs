@@ -3,7 +3,8 @@
 //! Commands come from a verified bundle, so they are trusted operator input and run through
 //! `/bin/sh -c`; values never get spliced into them here.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -39,14 +40,41 @@ impl CommandResult {
 
 /// Runs `script` with `/bin/sh -c`, stdin closed, output captured, killed after `timeout`.
 pub fn run_shell(script: &str, timeout: Duration) -> io::Result<CommandResult> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(script);
+    run(cmd, None, timeout)
+}
+
+/// Runs `program` with `args` directly (no shell, so no value is ever re-parsed), feeding
+/// `input` on stdin; otherwise like [`run_shell`].
+pub fn run_program(
+    program: &Path,
+    args: &[&str],
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> io::Result<CommandResult> {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    run(cmd, input, timeout)
+}
+
+fn run(mut cmd: Command, input: Option<&[u8]>, timeout: Duration) -> io::Result<CommandResult> {
     let (mut reader, writer) = io::pipe()?;
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
+    let mut child = cmd
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(writer.try_clone()?)
         .stderr(writer)
         .spawn()?;
+    // The command holds the write end now; ours must close for the reader to see the end.
+    drop(cmd);
+    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A command that exits without reading gives EPIPE, which its status then explains.
+        let _ = stdin.write_all(bytes);
+    }
     let collector = thread::spawn(move || {
         let mut tail = Vec::new();
         let mut buf = [0u8; 4096];
@@ -122,6 +150,19 @@ mod tests {
         assert!(r.success());
         assert!(r.output.len() <= OUTPUT_LIMIT);
         assert!(r.output.ends_with("END\n"));
+    }
+
+    #[test]
+    fn programs_get_arguments_verbatim_and_stdin() {
+        let r = run_program(
+            Path::new("/bin/sh"),
+            &["-c", "cat; printf '%s' \"$0\"", "$(touch /x) ; 'q"],
+            Some(b"from stdin\n"),
+            T,
+        )
+        .unwrap();
+        assert!(r.success(), "{r:?}");
+        assert_eq!(r.output, "from stdin\n$(touch /x) ; 'q");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use apiary_proto::paths;
 use crate::bundle_store::{self, InForce};
 use crate::config::{Dirs, Identity};
 use crate::expand::Vars;
+use crate::policies::connectivity_watchdog::Watchdog;
 use crate::policies::{self, Context, DownloadSink, Fetch, Outcome, Status};
 use crate::reports::{NewReport, ReportQueue};
 use crate::signals;
@@ -94,6 +95,13 @@ impl Agent {
         let settings = policies::settings::effective(self.in_force.as_ref().map(|b| &b.bundle));
         summary.interval_seconds = settings.interval_seconds;
         let queued_before = queue.len();
+        let watchdog = Watchdog::new(&self.dirs);
+        if summary.online
+            && let Some(outcome) = watchdog.online()
+        {
+            log_outcome(&outcome);
+            queue.push(to_report(outcome, self.serial()), now());
+        }
         if let Some(in_force) = &self.in_force {
             let fetcher = BackendFetch {
                 transport: &self.transport,
@@ -110,6 +118,14 @@ impl Agent {
                 vars: &vars,
             };
             let serial = in_force.bundle.serial;
+            if let (false, Some(spec)) = (
+                summary.online,
+                &in_force.bundle.policies.connectivity_watchdog,
+            ) {
+                // Before converging: a policy that hangs on the missing network must not
+                // hold the watchdog back.
+                watchdog.failed_checkin(spec, &vars, now());
+            }
             for outcome in policies::converge(&in_force.bundle, &ctx) {
                 match outcome.status {
                     Status::Unchanged => continue,
@@ -135,6 +151,10 @@ impl Agent {
             eprintln!("warning: cannot save the report queue: {e}");
         }
         summary
+    }
+
+    fn serial(&self) -> u64 {
+        self.in_force.as_ref().map_or(0, |b| b.bundle.serial)
     }
 
     fn checkin(&mut self, queue: &mut ReportQueue) -> Option<CheckinResponse> {

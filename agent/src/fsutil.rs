@@ -45,6 +45,13 @@ impl AtomicFile {
         })
     }
 
+    /// Gives the file to `uid`:`gid` and sets `mode` again (a chown clears set-id bits).
+    pub fn chown(&self, uid: u32, gid: u32, mode: u32) -> io::Result<()> {
+        let file = self.file.as_ref().expect("file is present until commit");
+        std::os::unix::fs::fchown(file, Some(uid), Some(gid))?;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+    }
+
     /// Empties the temporary file, to write the content again from its start.
     pub fn restart(&mut self) -> io::Result<()> {
         use std::io::Seek;
@@ -90,6 +97,19 @@ impl Drop for AtomicFile {
 /// Replaces `target` with `bytes` atomically.
 pub fn write_atomic(target: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let mut file = AtomicFile::create(target, mode)?;
+    file.write_all(bytes)?;
+    file.commit()
+}
+
+/// Replaces `target` with `bytes` atomically, owned by `uid`:`gid` from the first moment.
+pub fn write_atomic_owned(
+    target: &Path,
+    bytes: &[u8],
+    mode: u32,
+    (uid, gid): (u32, u32),
+) -> io::Result<()> {
+    let mut file = AtomicFile::create(target, mode)?;
+    file.chown(uid, gid, mode)?;
     file.write_all(bytes)?;
     file.commit()
 }

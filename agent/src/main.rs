@@ -12,6 +12,7 @@ mod lock;
 mod policies;
 mod reports;
 mod signals;
+mod system;
 mod template;
 mod transport;
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::signed::{self, Envelope, SignatureError};
+use crate::system::{ConnectivityWatchdog, Ntp, Passwords, ProcessWatch, SshKeys, Users};
 
 /// Bundle format understood by this agent.
 pub const FORMAT: u32 = 1;
@@ -42,6 +43,18 @@ pub struct Policies {
     pub settings: Option<Settings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_distribution: Option<FileDistribution>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<Users>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_keys: Option<SshKeys>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passwords: Option<Passwords>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ntp: Option<Ntp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_watch: Option<ProcessWatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connectivity_watchdog: Option<ConnectivityWatchdog>,
 }
 
 /// The parameters in force on a device, after inheritance.
@@ -110,6 +123,15 @@ pub struct DistributedFile {
     /// Render the source as a mustache template with the set's parameters.
     #[serde(default)]
     pub template: bool,
+    /// Owner by name (looked up on the device) or numeric id; `None` keeps the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Group by name or numeric id; `None` keeps the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Permission bits; `None` keeps the current mode (0644 for a new file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
 /// True for an absolute file path without empty, `.` or `..` segments or control characters:
@@ -196,6 +218,28 @@ impl Bundle {
         {
             return Err("settings.interval_seconds must be positive".into());
         }
+        let p = &self.policies;
+        let checks: [(&str, Option<Result<(), String>>); 6] = [
+            ("users", p.users.as_ref().map(Users::validate)),
+            ("ssh_keys", p.ssh_keys.as_ref().map(SshKeys::validate)),
+            ("passwords", p.passwords.as_ref().map(Passwords::validate)),
+            ("ntp", p.ntp.as_ref().map(Ntp::validate)),
+            (
+                "process_watch",
+                p.process_watch.as_ref().map(ProcessWatch::validate),
+            ),
+            (
+                "connectivity_watchdog",
+                p.connectivity_watchdog
+                    .as_ref()
+                    .map(ConnectivityWatchdog::validate),
+            ),
+        ];
+        for (name, check) in checks {
+            if let Some(Err(e)) = check {
+                return Err(format!("{name}: {e}"));
+            }
+        }
         Ok(())
     }
 }
@@ -218,7 +262,6 @@ mod tests {
             issued_at: 0,
             salt: None,
             policies: Policies {
-                parameters: None,
                 settings: Some(Settings::default()),
                 file_distribution: Some(FileDistribution {
                     sets: vec![FileSet {
@@ -229,10 +272,14 @@ mod tests {
                             size: 1,
                             destination: "/etc/a".into(),
                             template: false,
+                            owner: None,
+                            group: None,
+                            mode: None,
                         }],
                         ..FileSet::default()
                     }],
                 }),
+                ..Policies::default()
             },
         }
     }

@@ -11,6 +11,7 @@ pub mod digest;
 pub mod hex;
 pub mod pem;
 pub mod signed;
+pub mod system;
 
 /// Version of the agent and backend, sent in every check-in.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod relay;
+pub mod rootfs;
 
 /// Generous bound for a process to become ready; a hang fails the test instead of blocking CI.
 pub const READY_WITHIN: Duration = Duration::from_secs(120);
@@ -278,7 +279,14 @@ pub struct Agent {
     pub name: String,
     binary: PathBuf,
     emulator: Option<&'static str>,
+    /// Set for an agent living in a [`rootfs::RootFs`]: that container's init PID and root.
+    inside: Option<(u32, PathBuf)>,
 }
+
+/// Where an in-root agent is installed, and its directories as it sees them.
+const ROOT_AGENT: &str = "/usr/sbin/apiary-agent";
+const ROOT_CONFIG_DIR: &str = "/etc/apiary";
+const ROOT_STATE_DIR: &str = "/run/apiary";
 
 impl Agent {
     /// The host build of the agent.
@@ -288,6 +296,27 @@ impl Agent {
             name: name.to_string(),
             binary: bin("apiary-agent"),
             emulator: None,
+            inside: None,
+        }
+    }
+
+    /// The static x86_64 agent installed in `root` at `/usr/sbin/apiary-agent`, run inside it.
+    pub fn in_root(name: &str, root: &rootfs::RootFs) -> Self {
+        let binary = cross_dir()
+            .join("x86_64-unknown-linux-musl")
+            .join("apiary-agent");
+        assert!(
+            binary.exists(),
+            "{} not found: run cross/build first",
+            binary.display()
+        );
+        root.install(&binary, ROOT_AGENT, 0o755);
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            name: name.to_string(),
+            binary,
+            emulator: None,
+            inside: Some((root.init_pid(), root.path("/"))),
         }
     }
 
@@ -304,15 +333,24 @@ impl Agent {
             name: name.to_string(),
             binary,
             emulator: emulator(target),
+            inside: None,
         }
     }
 
+    /// The agent's config dir, as the test sees it.
     pub fn config_dir(&self) -> PathBuf {
-        self.dir.path().join("etc")
+        match &self.inside {
+            Some((_, root)) => root.join(&ROOT_CONFIG_DIR[1..]),
+            None => self.dir.path().join("etc"),
+        }
     }
 
+    /// The agent's state dir, as the test sees it.
     pub fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("run")
+        match &self.inside {
+            Some((_, root)) => root.join(&ROOT_STATE_DIR[1..]),
+            None => self.dir.path().join("run"),
+        }
     }
 
     /// A path inside this device's scratch area, standing for its filesystem.
@@ -322,6 +360,20 @@ impl Agent {
 
     /// The agent command with this device's directories.
     pub fn command(&self) -> Command {
+        if let Some((pid, _)) = &self.inside {
+            let mut cmd = Command::new("nsenter");
+            cmd.arg("-t")
+                .arg(pid.to_string())
+                .args(["-m", "-p", "-u", "-r", "-w", "--", ROOT_AGENT])
+                .args([
+                    "--config-dir",
+                    ROOT_CONFIG_DIR,
+                    "--state-dir",
+                    ROOT_STATE_DIR,
+                ])
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+            return cmd;
+        }
         let mut cmd = match self.emulator {
             Some(qemu) => {
                 let mut c = Command::new(qemu);
@@ -338,6 +390,14 @@ impl Agent {
     }
 
     fn spawn_bootstrap(&self, key: &str, server: &str, ca: &Path) -> Child {
+        // An in-root agent sees the CA certificate at a path inside its root.
+        let ca = match &self.inside {
+            Some((_, root)) => {
+                std::fs::copy(ca, root.join("etc/apiary-enrol-ca.crt")).expect("copy CA in");
+                PathBuf::from("/etc/apiary-enrol-ca.crt")
+            }
+            None => ca.to_path_buf(),
+        };
         self.command()
             .args([
                 "bootstrap",
@@ -351,7 +411,7 @@ impl Agent {
                 "1",
             ])
             .arg("--ca-cert")
-            .arg(ca)
+            .arg(&ca)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

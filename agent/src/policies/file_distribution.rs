@@ -8,13 +8,14 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use apiary_proto::bundle::{DistributedFile, FileDistribution, FileSet};
 use apiary_proto::digest::{self, Sha256};
 
+use super::converged::Converged;
+use super::file_attributes::{self, Actual, Wanted};
 use super::{Context, DownloadSink, Outcome, Policy};
 use crate::command;
 use crate::fsutil::{self, AtomicFile};
@@ -27,7 +28,6 @@ pub const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 pub const DOWNLOAD_ATTEMPTS: u32 = 4;
 /// How long a pre-condition or command may run before it is killed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
-const DEFAULT_MODE: u32 = 0o644;
 
 /// Converges a [`FileDistribution`].
 pub struct FileDistributionPolicy<'a> {
@@ -40,7 +40,7 @@ impl Policy for FileDistributionPolicy<'_> {
     }
 
     fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome> {
-        let mut written = WrittenState::load(ctx.state_dir);
+        let mut written = Converged::load(ctx.state_dir, NAME);
         let mut outcomes = Vec::new();
         for set in &self.spec.sets {
             if (ctx.stop_requested)() {
@@ -48,19 +48,12 @@ impl Policy for FileDistributionPolicy<'_> {
             }
             converge_set(ctx, set, &mut written, &mut outcomes);
         }
-        if let Err(e) = written.save() {
-            eprintln!("warning: cannot save file distribution state: {e}");
-        }
+        written.save_or_warn();
         outcomes
     }
 }
 
-fn converge_set(
-    ctx: &Context<'_>,
-    set: &FileSet,
-    written: &mut WrittenState,
-    out: &mut Vec<Outcome>,
-) {
+fn converge_set(ctx: &Context<'_>, set: &FileSet, written: &mut Converged, out: &mut Vec<Outcome>) {
     let label = if set.label.is_empty() {
         "file set"
     } else {
@@ -111,6 +104,17 @@ fn converge_set(
                 };
                 out.push(Outcome::changed(NAME, destination, drift, message));
             }
+            Ok(FileChange::Attributes { drift, what }) => {
+                changed = true;
+                let message = if drift {
+                    format!(
+                        "{destination} had its attributes changed on the device; restored: {what}"
+                    )
+                } else {
+                    format!("{destination}: {what}")
+                };
+                out.push(Outcome::changed(NAME, destination, drift, message));
+            }
             Err(e) => out.push(Outcome::failed(NAME, destination, e)),
         }
     }
@@ -151,7 +155,14 @@ fn converge_set(
 
 enum FileChange {
     Unchanged,
-    Written { drift: bool },
+    Written {
+        drift: bool,
+    },
+    /// Same content; owner, group or mode corrected.
+    Attributes {
+        drift: bool,
+        what: String,
+    },
 }
 
 fn converge_file(
@@ -159,7 +170,7 @@ fn converge_file(
     parameters: &BTreeMap<String, String>,
     file: &DistributedFile,
     destination: &str,
-    written: &mut WrittenState,
+    written: &mut Converged,
 ) -> Result<FileChange, String> {
     check_destination(destination)?;
     let dest = Path::new(destination);
@@ -174,27 +185,48 @@ fn converge_file(
         None => file.sha256.clone(),
     };
 
+    let wanted = Wanted::of(file)?;
+    // The record covers content and attributes: a new owner or mode is a new desired state.
+    let fingerprint = Converged::fingerprint(&[&desired, &wanted.describe()]);
     let current = current_digest(dest)?;
+    let existing = file_attributes::actual(dest);
+    // Drift: the file is there but differs from what this agent itself last made of the same
+    // desired state. Anything else is a new desired state, not a manual change.
+    let drift = written.was(destination, &fingerprint);
     if current.as_deref() == Some(desired.as_str()) {
-        written.record(destination, &desired);
-        return Ok(FileChange::Unchanged);
+        let actual = existing.expect("a file with a digest has attributes");
+        let differences = wanted.differences(actual);
+        if differences.is_empty() {
+            written.record(destination, &fingerprint);
+            return Ok(FileChange::Unchanged);
+        }
+        wanted.apply(dest, actual)?;
+        written.record(destination, &fingerprint);
+        return Ok(FileChange::Attributes {
+            drift,
+            what: differences.join(", "),
+        });
     }
-    // Drift: the file is there but differs from what this agent itself last wrote for the same
-    // desired content. Anything else is a new desired state, not a manual change.
-    let drift = current.is_some() && written.get(destination) == Some(desired.as_str());
 
     if let Some(parent) = dest.parent() {
         fs::create_dir_all(parent)
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
-    let mode = existing_mode(dest).unwrap_or(DEFAULT_MODE);
+    let attributes = wanted.for_new_content(existing);
     match rendered {
-        Some(bytes) => fsutil::write_atomic(dest, &bytes, mode)
-            .map_err(|e| format!("cannot write {}: {e}", dest.display()))?,
-        None => fetch_into_place(ctx, file, dest, mode)?,
+        Some(bytes) => fsutil::write_atomic_owned(
+            dest,
+            &bytes,
+            attributes.mode,
+            (attributes.uid, attributes.gid),
+        )
+        .map_err(|e| format!("cannot write {}: {e}", dest.display()))?,
+        None => fetch_into_place(ctx, file, dest, attributes)?,
     }
-    written.record(destination, &desired);
-    Ok(FileChange::Written { drift })
+    written.record(destination, &fingerprint);
+    Ok(FileChange::Written {
+        drift: drift && current.is_some(),
+    })
 }
 
 /// An expanded destination must still be a clean absolute path: a parameter value cannot
@@ -215,9 +247,13 @@ fn fetch_into_place(
     ctx: &Context<'_>,
     file: &DistributedFile,
     dest: &Path,
-    mode: u32,
+    attributes: Actual,
 ) -> Result<(), String> {
-    let tmp = AtomicFile::create(dest, mode)
+    let tmp = AtomicFile::create(dest, attributes.mode)
+        .and_then(|tmp| {
+            tmp.chown(attributes.uid, attributes.gid, attributes.mode)?;
+            Ok(tmp)
+        })
         .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
     let mut sink = HashingWriter::new(tmp);
     download_verified(ctx, file, &mut sink)?;
@@ -324,53 +360,6 @@ fn current_digest(dest: &Path) -> Result<Option<String>, String> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("cannot read {}: {e}", dest.display())),
-    }
-}
-
-fn existing_mode(path: &Path) -> Option<u32> {
-    fs::metadata(path)
-        .ok()
-        .map(|m| m.permissions().mode() & 0o7777)
-}
-
-/// The digest this agent last wrote per destination, to tell drift from new content.
-struct WrittenState {
-    path: PathBuf,
-    digests: BTreeMap<String, String>,
-    dirty: bool,
-}
-
-impl WrittenState {
-    fn load(state_dir: &Path) -> Self {
-        let path = state_dir.join("file_distribution.json");
-        let digests = fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        Self {
-            path,
-            digests,
-            dirty: false,
-        }
-    }
-
-    fn get(&self, dest: &str) -> Option<&str> {
-        self.digests.get(dest).map(String::as_str)
-    }
-
-    fn record(&mut self, dest: &str, digest: &str) {
-        if self.get(dest) != Some(digest) {
-            self.digests.insert(dest.to_string(), digest.to_string());
-            self.dirty = true;
-        }
-    }
-
-    fn save(&self) -> io::Result<()> {
-        if !self.dirty {
-            return Ok(());
-        }
-        let bytes = serde_json::to_vec(&self.digests).expect("map serialises infallibly");
-        fsutil::write_atomic(&self.path, &bytes, 0o600)
     }
 }
 
@@ -521,6 +510,9 @@ mod tests {
             size: content.len() as u64,
             destination: dest.to_string_lossy().into_owned(),
             template,
+            owner: None,
+            group: None,
+            mode: None,
         }
     }
 
@@ -580,6 +572,48 @@ mod tests {
         assert_eq!(
             fs::read_to_string(&marker).unwrap(),
             "restarted\nrestarted\n"
+        );
+    }
+
+    #[test]
+    fn mode_is_set_kept_and_restored() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let state = root.path().join("state");
+        fs::create_dir(&state).unwrap();
+        let dest = root.path().join("deep/er/secret.conf");
+        let content = b"k=v\n".to_vec();
+        let fetch = MemoryFetch::new(HashMap::from([(
+            digest::sha256_hex(&content),
+            content.clone(),
+        )]));
+        let mut f = file(&content, &dest, false);
+        f.mode = Some(0o640);
+        let spec = FileDistribution {
+            sets: vec![FileSet {
+                files: vec![f],
+                ..FileSet::default()
+            }],
+        };
+        let mode = || fs::metadata(&dest).unwrap().permissions().mode() & 0o7777;
+
+        let first = run(&spec, &state, &fetch);
+        assert_eq!(first[0].status, Status::Changed, "{first:?}");
+        assert_eq!(mode(), 0o640, "new file created with the configured mode");
+        assert_eq!(run(&spec, &state, &fetch)[0].status, Status::Unchanged);
+
+        fs::set_permissions(&dest, fs::Permissions::from_mode(0o666)).unwrap();
+        let drifted = run(&spec, &state, &fetch);
+        assert_eq!(mode(), 0o640);
+        assert_eq!(drifted[0].level, apiary_proto::device_api::Level::Warning);
+        assert!(
+            drifted[0].message.contains("mode 0666 -> 0640"),
+            "{drifted:?}"
+        );
+        assert_eq!(
+            *fetch.calls.borrow(),
+            1,
+            "same content is not fetched again"
         );
     }
 

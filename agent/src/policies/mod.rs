@@ -9,8 +9,16 @@ use std::path::Path;
 use apiary_proto::bundle::Bundle;
 use apiary_proto::device_api::Level;
 
+pub mod connectivity_watchdog;
+pub mod converged;
+pub mod file_attributes;
 pub mod file_distribution;
+pub mod ntp;
+pub mod passwords;
+pub mod process_watch;
 pub mod settings;
+pub mod ssh_keys;
+pub mod users;
 
 /// What happened to one item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,11 +124,29 @@ pub trait Policy {
     fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome>;
 }
 
-/// Converges every policy the bundle manages, in a fixed order.
+/// Converges every policy the bundle manages, in a fixed order: accounts first (a password
+/// or key, or a file's owner, may need an account the same bundle adds), then files, then
+/// the services that may read those files.
 pub fn converge(bundle: &Bundle, ctx: &Context<'_>) -> Vec<Outcome> {
+    let p = &bundle.policies;
     let mut policies: Vec<Box<dyn Policy + '_>> = Vec::new();
-    if let Some(spec) = &bundle.policies.file_distribution {
+    if let Some(spec) = &p.users {
+        policies.push(Box::new(users::UsersPolicy { spec }));
+    }
+    if let Some(spec) = &p.passwords {
+        policies.push(Box::new(passwords::PasswordsPolicy { spec }));
+    }
+    if let Some(spec) = &p.ssh_keys {
+        policies.push(Box::new(ssh_keys::SshKeysPolicy { spec }));
+    }
+    if let Some(spec) = &p.file_distribution {
         policies.push(Box::new(file_distribution::FileDistributionPolicy { spec }));
+    }
+    if let Some(spec) = &p.ntp {
+        policies.push(Box::new(ntp::NtpPolicy { spec }));
+    }
+    if let Some(spec) = &p.process_watch {
+        policies.push(Box::new(process_watch::ProcessWatchPolicy { spec }));
     }
     let mut outcomes = Vec::new();
     for policy in policies {

@@ -9,6 +9,7 @@ use apiary_proto::bundle::{
     self, Bundle, DistributedFile, FileDistribution, FileSet, Parameters, Policies, Settings,
 };
 use apiary_proto::signed::BundleSigner;
+use apiary_proto::system::{Passwords, ProcessWatch, SshKeys, Users};
 
 use super::effective::Effective;
 use super::policies::{PolicyConfig, PolicyError};
@@ -106,8 +107,23 @@ pub fn compile(
                             source: f.source,
                             sha256: entry.sha256.clone(),
                             size: entry.size,
+                            mode: f
+                                .mode
+                                .as_deref()
+                                .map(super::policies::parse_mode)
+                                .transpose()
+                                .map_err(|message| CompileError::Policy {
+                                    policy: name.clone(),
+                                    node: node.clone(),
+                                    source: PolicyError::Invalid {
+                                        policy: name.clone(),
+                                        message,
+                                    },
+                                })?,
                             destination: f.destination,
                             template: f.template,
+                            owner: f.owner,
+                            group: f.group,
                         });
                     }
                     sets.push(FileSet {
@@ -120,6 +136,14 @@ pub fn compile(
                 }
                 policies.file_distribution = Some(FileDistribution { sets });
             }
+            PolicyConfig::Users(c) => policies.users = Some(Users { items: c.items }),
+            PolicyConfig::SshKeys(c) => policies.ssh_keys = Some(SshKeys { items: c.items }),
+            PolicyConfig::Passwords(c) => policies.passwords = Some(Passwords { items: c.items }),
+            PolicyConfig::Ntp(n) => policies.ntp = Some(n),
+            PolicyConfig::ProcessWatch(c) => {
+                policies.process_watch = Some(ProcessWatch { items: c.items })
+            }
+            PolicyConfig::ConnectivityWatchdog(w) => policies.connectivity_watchdog = Some(w),
         }
     }
     referenced.sort();

@@ -21,6 +21,8 @@ pub const MERGE_FIELD: &str = "merge";
 pub fn list_shape(policy: &str) -> Option<(&'static str, &'static str)> {
     match policy {
         "file_distribution" => Some(("sets", "label")),
+        "users" | "process_watch" => Some(("items", "name")),
+        "ssh_keys" | "passwords" => Some(("items", "user")),
         _ => None,
     }
 }

@@ -5,5 +5,6 @@ pub mod commit;
 pub mod compile;
 pub mod effective;
 pub mod node;
+pub mod passwords;
 pub mod policies;
 pub mod tree;

@@ -5,10 +5,24 @@
 
 use std::collections::BTreeMap;
 
+use apiary_proto::system::{
+    AuthorizedKeys, ConnectivityWatchdog, Ntp, PasswordHash, Passwords, ProcessWatch, SshKeys,
+    User, Users, WatchedProcess,
+};
 use serde::{Deserialize, Serialize};
 
 /// Names of the policies this backend knows.
-pub const POLICY_NAMES: &[&str] = &["parameters", "settings", "file_distribution"];
+pub const POLICY_NAMES: &[&str] = &[
+    "parameters",
+    "settings",
+    "file_distribution",
+    "users",
+    "ssh_keys",
+    "passwords",
+    "ntp",
+    "process_watch",
+    "connectivity_watchdog",
+];
 
 /// Longest parameter value accepted.
 pub const MAX_PARAMETER_VALUE: usize = 4096;
@@ -84,6 +98,26 @@ pub struct FileConfig {
     pub destination: String,
     #[serde(default)]
     pub template: bool,
+    /// Owner (name or numeric id; default: kept, root for a new file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Group (name or numeric id; default: kept, root's group for a new file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Permission bits in octal, like `"0640"` (default: kept, 0644 for a new file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+/// The document of a list-like system policy (`users`, `ssh_keys`, `passwords`,
+/// `process_watch`): its items, named by their first field, and how they combine with
+/// what the node inherits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemsConfig<T> {
+    #[serde(default)]
+    pub merge: MergeMode,
+    pub items: Vec<T>,
 }
 
 /// A validated policy document.
@@ -92,6 +126,12 @@ pub enum PolicyConfig {
     Parameters(ParametersConfig),
     Settings(SettingsConfig),
     FileDistribution(FileDistributionConfig),
+    Users(ItemsConfig<User>),
+    SshKeys(ItemsConfig<AuthorizedKeys>),
+    Passwords(ItemsConfig<PasswordHash>),
+    Ntp(Ntp),
+    ProcessWatch(ItemsConfig<WatchedProcess>),
+    ConnectivityWatchdog(ConnectivityWatchdog),
 }
 
 /// `parameters`: values for `$(key)` and `{{key}}`, merged per key down the tree.
@@ -137,6 +177,14 @@ impl PolicyConfig {
             "settings" => PolicyConfig::Settings(from_value(body).map_err(invalid)?),
             "file_distribution" => {
                 PolicyConfig::FileDistribution(from_value(body).map_err(invalid)?)
+            }
+            "users" => PolicyConfig::Users(from_value(body).map_err(invalid)?),
+            "ssh_keys" => PolicyConfig::SshKeys(from_value(body).map_err(invalid)?),
+            "passwords" => PolicyConfig::Passwords(from_value(body).map_err(invalid)?),
+            "ntp" => PolicyConfig::Ntp(from_value(body).map_err(invalid)?),
+            "process_watch" => PolicyConfig::ProcessWatch(from_value(body).map_err(invalid)?),
+            "connectivity_watchdog" => {
+                PolicyConfig::ConnectivityWatchdog(from_value(body).map_err(invalid)?)
             }
             other => return Err(PolicyError::Unknown(other.to_string())),
         };
@@ -201,17 +249,48 @@ impl PolicyConfig {
                                 f.destination
                             )));
                         }
+                        validate_ownership(f).map_err(&where_)?;
                     }
                 }
                 Ok(())
             }
+            PolicyConfig::Users(c) => Users {
+                items: c.items.clone(),
+            }
+            .validate(),
+            PolicyConfig::SshKeys(c) => SshKeys {
+                items: c.items.clone(),
+            }
+            .validate(),
+            PolicyConfig::Passwords(c) => Passwords {
+                items: c.items.clone(),
+            }
+            .validate(),
+            PolicyConfig::Ntp(n) => n.validate(),
+            PolicyConfig::ProcessWatch(c) => ProcessWatch {
+                items: c.items.clone(),
+            }
+            .validate(),
+            PolicyConfig::ConnectivityWatchdog(w) => w.validate(),
         }
     }
 }
 
-/// A policy document as the API shows it: secret values replaced by a mask.
+/// A policy document as the API shows it: secret values and password hashes replaced by a
+/// mask.
 pub fn masked(policy: &str, body: &serde_json::Value) -> serde_json::Value {
     let mut body = body.clone();
+    if policy == "passwords"
+        && let Some(items) = body
+            .get_mut("items")
+            .and_then(serde_json::Value::as_array_mut)
+    {
+        for item in items {
+            if let Some(hash) = item.get_mut("hash") {
+                *hash = serde_json::Value::String(crate::secrets::MASK.to_string());
+            }
+        }
+    }
     if policy == "parameters"
         && let Some(secrets) = body
             .get_mut("secrets")
@@ -240,6 +319,32 @@ fn from_value<T: serde::de::DeserializeOwned>(body: &serde_json::Value) -> Resul
 /// characters: no way to climb out of where it points.
 fn is_clean_absolute_file_path(path: &str) -> bool {
     path.len() <= 1024 && apiary_proto::bundle::is_clean_absolute_path(path)
+}
+
+/// Owners and groups are account names or numeric ids; modes are octal permission bits.
+fn validate_ownership(f: &FileConfig) -> Result<(), String> {
+    for (what, name) in [("owner", &f.owner), ("group", &f.group)] {
+        if let Some(name) = name
+            && !name.bytes().all(|c| c.is_ascii_digit())
+        {
+            apiary_proto::system::validate_user_name(name)
+                .map_err(|e| format!("{what} of {}: {e}", f.destination))?;
+        }
+    }
+    if let Some(mode) = &f.mode {
+        parse_mode(mode).map_err(|e| format!("mode of {}: {e}", f.destination))?;
+    }
+    Ok(())
+}
+
+/// Parses an octal mode like `"0640"` or `"755"`.
+pub fn parse_mode(mode: &str) -> Result<u32, String> {
+    match u32::from_str_radix(mode, 8) {
+        Ok(m) if (3..=4).contains(&mode.len()) && m <= 0o7777 => Ok(m),
+        _ => Err(format!(
+            "{mode:?} is not an octal mode like \"0644\" (3 or 4 octal digits)"
+        )),
+    }
 }
 
 /// File-manager paths, like `/configs/app.conf`.

@@ -112,6 +112,8 @@ pub async fn set(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(body) = body.map_err(ApiError::from_json)?;
     let node = resolve(&state, &q.node).await?;
+    let body = crate::config::passwords::hash_plaintext(&policy, body)
+        .map_err(|e| ApiError::bad_request(format!("{policy}: {e}")))?;
     PolicyConfig::parse(&policy, &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     state
         .store

@@ -1,0 +1,149 @@
+//! Owner, group and mode of distributed files: what the bundle asks for, what a file has, and
+//! putting one onto the other. Unset parts keep what the file has (root and 0644 for a new
+//! file), so a bundle that says nothing never fights a local `chmod`.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use apiary_proto::bundle::DistributedFile;
+
+use crate::system::accounts;
+
+/// Mode of a new file when the bundle sets none.
+pub const DEFAULT_MODE: u32 = 0o644;
+
+/// The attributes a file must have; `None` keeps the file's own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub mode: Option<u32>,
+}
+
+/// A file's attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Actual {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+impl Wanted {
+    /// Resolves the bundle's owner and group names against this device's account files.
+    pub fn of(file: &DistributedFile) -> Result<Self, String> {
+        Ok(Self {
+            uid: file
+                .owner
+                .as_deref()
+                .map(accounts::resolve_uid)
+                .transpose()?,
+            gid: file
+                .group
+                .as_deref()
+                .map(accounts::resolve_gid)
+                .transpose()?,
+            mode: file.mode,
+        })
+    }
+
+    /// Fingerprint part, so a new owner or mode counts as a new desired state.
+    pub fn describe(&self) -> String {
+        format!("{:?}:{:?}:{:?}", self.uid, self.gid, self.mode)
+    }
+
+    /// What a replacement for a file with `existing` attributes gets.
+    pub fn for_new_content(&self, existing: Option<Actual>) -> Actual {
+        Actual {
+            uid: self.uid.or(existing.map(|a| a.uid)).unwrap_or(0),
+            gid: self.gid.or(existing.map(|a| a.gid)).unwrap_or(0),
+            mode: self
+                .mode
+                .or(existing.map(|a| a.mode))
+                .unwrap_or(DEFAULT_MODE),
+        }
+    }
+
+    /// The differences between `actual` and this, as words for a report (empty: none).
+    pub fn differences(&self, actual: Actual) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(uid) = self.uid.filter(|&u| u != actual.uid) {
+            out.push(format!("owner {} -> {uid}", actual.uid));
+        }
+        if let Some(gid) = self.gid.filter(|&g| g != actual.gid) {
+            out.push(format!("group {} -> {gid}", actual.gid));
+        }
+        if let Some(mode) = self.mode.filter(|&m| m != actual.mode) {
+            out.push(format!("mode {:04o} -> {mode:04o}", actual.mode));
+        }
+        out
+    }
+
+    /// Gives `path` the wanted attributes (owner first: a chown clears set-id bits).
+    pub fn apply(&self, path: &Path, actual: Actual) -> Result<(), String> {
+        let target = self.for_new_content(Some(actual));
+        if (target.uid, target.gid) != (actual.uid, actual.gid) {
+            std::os::unix::fs::lchown(path, Some(target.uid), Some(target.gid))
+                .map_err(|e| format!("cannot chown {}: {e}", path.display()))?;
+        }
+        fs::set_permissions(path, fs::Permissions::from_mode(target.mode))
+            .map_err(|e| format!("cannot chmod {}: {e}", path.display()))
+    }
+}
+
+/// The attributes of `path`, `None` when it does not exist.
+pub fn actual(path: &Path) -> Option<Actual> {
+    fs::symlink_metadata(path).ok().map(|m| Actual {
+        uid: m.uid(),
+        gid: m.gid(),
+        mode: m.permissions().mode() & 0o7777,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_parts_keep_the_file_s_own() {
+        let existing = Actual {
+            uid: 5,
+            gid: 6,
+            mode: 0o600,
+        };
+        let keep = Wanted::default();
+        assert_eq!(keep.for_new_content(Some(existing)), existing);
+        assert!(keep.differences(existing).is_empty());
+        assert_eq!(
+            keep.for_new_content(None),
+            Actual {
+                uid: 0,
+                gid: 0,
+                mode: DEFAULT_MODE
+            }
+        );
+        let want = Wanted {
+            uid: Some(7),
+            gid: None,
+            mode: Some(0o640),
+        };
+        assert_eq!(
+            want.differences(existing),
+            vec!["owner 5 -> 7".to_string(), "mode 0600 -> 0640".to_string()]
+        );
+    }
+
+    #[test]
+    fn applies_a_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"x").unwrap();
+        let want = Wanted {
+            mode: Some(0o600),
+            ..Wanted::default()
+        };
+        want.apply(&path, actual(&path).unwrap()).unwrap();
+        assert_eq!(actual(&path).unwrap().mode, 0o600);
+        assert!(want.differences(actual(&path).unwrap()).is_empty());
+    }
+}

@@ -1,0 +1,91 @@
+//! `process_watch`: a process that must run (or must not) and the command that fixes it.
+//!
+//! Names match exactly, never as substrings: a process is named `N` when its executable's
+//! file name or its `argv[0]`'s file name is `N` (see [`crate::system::processes`]). So
+//! `cron` does not match `crond`, and `/usr/sbin/crond` is configured as `crond`.
+//!
+//! A process found out of its state is always a warning: something stopped (or started) it.
+//! The command runs with `/bin/sh -c`; it should start a daemon that detaches (a command
+//! that keeps running is killed after the timeout).
+
+use std::time::Duration;
+
+use apiary_proto::system::{Presence, ProcessWatch, WatchedProcess};
+
+use super::{Context, Outcome, Policy};
+use crate::command;
+use crate::system::processes;
+
+const NAME: &str = "process_watch";
+/// Bound on a watch command.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Converges [`ProcessWatch`].
+pub struct ProcessWatchPolicy<'a> {
+    pub spec: &'a ProcessWatch,
+}
+
+impl Policy for ProcessWatchPolicy<'_> {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        for item in &self.spec.items {
+            if (ctx.stop_requested)() {
+                break;
+            }
+            out.push(watch(ctx, item));
+        }
+        out
+    }
+}
+
+fn watch(ctx: &Context<'_>, item: &WatchedProcess) -> Outcome {
+    let name = item.name.as_str();
+    let pids = processes::pids_named(name);
+    let state = match (item.state, pids.is_empty()) {
+        (Presence::Present, false) => {
+            return Outcome::unchanged(
+                NAME,
+                name.into(),
+                format!("{name} is running (pid {})", join(&pids)),
+            );
+        }
+        (Presence::Absent, true) => {
+            return Outcome::unchanged(NAME, name.into(), format!("{name} is not running"));
+        }
+        (Presence::Present, true) => format!("{name} was not running"),
+        (Presence::Absent, false) => format!("{name} was running (pid {})", join(&pids)),
+    };
+    let cmd = &item.command;
+    match command::run_shell(&ctx.vars.shell(cmd), TIMEOUT) {
+        Ok(r) if r.success() => {
+            let mut o = Outcome::changed(NAME, name.into(), true, format!("{state}; ran: {cmd}"));
+            o.output = Some(r.output).filter(|s| !s.is_empty());
+            o
+        }
+        Ok(r) => {
+            let mut o = Outcome::failed(
+                NAME,
+                name.into(),
+                format!("{state}; command {}: {cmd}", r.describe_failure(TIMEOUT)),
+            );
+            o.output = Some(r.output).filter(|s| !s.is_empty());
+            o
+        }
+        Err(e) => Outcome::failed(
+            NAME,
+            name.into(),
+            format!("{state}; command could not start: {e}"),
+        ),
+    }
+}
+
+fn join(pids: &[u32]) -> String {
+    pids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
