@@ -369,6 +369,42 @@ mod tests {
     }
 
     #[test]
+    fn system_lists_extend_by_their_item_names() {
+        let mut t = ConfigTree::default();
+        t.set(
+            "/",
+            "users",
+            Some(json!({"items": [{"name": "ops"}, {"name": "guest"}]})),
+        );
+        t.set(
+            "/a",
+            "users",
+            Some(json!({"merge": "extend", "items": [{"name": "guest", "state": "absent"}, {"name": "alice"}]})),
+        );
+        t.set(
+            "/",
+            "ssh_keys",
+            Some(json!({"items": [{"user": "ops", "keys": []}]})),
+        );
+        t.set(
+            "/a",
+            "ssh_keys",
+            Some(json!({"merge": "extend", "items": [{"user": "ops", "keys": ["k"]}]})),
+        );
+        let e = t.effective_for_device("d", Some("/a"));
+        assert_eq!(
+            e["users"].body,
+            json!({"items": [{"name": "ops"}, {"name": "guest", "state": "absent"}, {"name": "alice"}]}),
+            "an extension's item replaces the inherited one of the same name, in place"
+        );
+        assert_eq!(e["users"].items_from, vec!["/", "/a", "/a"]);
+        assert_eq!(
+            e["ssh_keys"].body,
+            json!({"items": [{"user": "ops", "keys": ["k"]}]})
+        );
+    }
+
+    #[test]
     fn non_list_policies_always_replace() {
         let mut t = ConfigTree::default();
         t.set(

@@ -392,6 +392,53 @@ mod tests {
     }
 
     #[test]
+    fn accepts_every_system_policy() {
+        let key =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG0q3w9kq9E8c8vYg4b0p2n1sJ6x5f4r3e2w1q0z9y8x ops";
+        let docs = [
+            (
+                "users",
+                json!({"merge": "extend", "items": [{"name": "alice", "uid": 1500, "shell": "/bin/sh", "home": "/srv/alice"}, {"name": "bob", "state": "absent"}]}),
+            ),
+            (
+                "ssh_keys",
+                json!({"items": [{"user": "root", "keys": [key]}]}),
+            ),
+            (
+                "passwords",
+                json!({"items": [{"user": "root", "hash": "$6$salt$abc"}, {"user": "bob", "hash": "!"}]}),
+            ),
+            ("ntp", json!({"servers": ["0.pool.ntp.org", "192.0.2.1"]})),
+            (
+                "process_watch",
+                json!({"items": [{"name": "crond", "command": "/etc/init.d/crond start"}, {"name": "telnetd", "state": "absent", "command": "killall telnetd"}]}),
+            ),
+            ("connectivity_watchdog", json!({"failed_checkins": 5})),
+            (
+                "file_distribution",
+                json!({"sets": [{"files": [{"source": "/a", "destination": "/etc/a", "owner": "daemon", "group": "0", "mode": "0640"}]}]}),
+            ),
+        ];
+        for (policy, body) in docs {
+            assert!(
+                PolicyConfig::parse(policy, &body).is_ok(),
+                "{policy}: {:?}",
+                PolicyConfig::parse(policy, &body)
+            );
+        }
+        assert_eq!(parse_mode("0640"), Ok(0o640));
+        assert_eq!(parse_mode("755"), Ok(0o755));
+    }
+
+    #[test]
+    fn password_hashes_are_masked() {
+        let body = json!({"items": [{"user": "root", "hash": "$6$salt$abc"}]});
+        let shown = masked("passwords", &body);
+        assert_eq!(shown["items"][0]["hash"], crate::secrets::MASK);
+        assert_eq!(shown["items"][0]["user"], "root");
+    }
+
+    #[test]
     fn destinations_may_start_with_a_parameter() {
         for ok in ["/etc/a", "$(dir)/a", "$(dir)", "$(dir)/$(name).conf"] {
             assert_eq!(validate_destination(ok), Ok(()), "{ok}");
@@ -435,6 +482,62 @@ mod tests {
                 "file_distribution",
                 json!({"sets": [{"files": [{"source": "/a", "destination": "$(dir)/../a"}]}]}),
                 "without . or ..",
+            ),
+            (
+                "file_distribution",
+                json!({"sets": [{"files": [{"source": "/a", "destination": "/a", "mode": "999"}]}]}),
+                "mode of /a: \"999\" is not an octal mode",
+            ),
+            (
+                "file_distribution",
+                json!({"sets": [{"files": [{"source": "/a", "destination": "/a", "owner": "-rf"}]}]}),
+                "owner of /a: user name \"-rf\"",
+            ),
+            (
+                "users",
+                json!({"items": [{"name": "Bob"}]}),
+                "user name \"Bob\" must start",
+            ),
+            (
+                "users",
+                json!({"items": [{"name": "bob", "home": "/home/../etc"}]}),
+                "home of bob",
+            ),
+            (
+                "users",
+                json!({"items": [{"name": "bob", "uid": -1}]}),
+                "expected u32",
+            ),
+            (
+                "ssh_keys",
+                json!({"items": [{"user": "bob", "keys": ["hello"]}]}),
+                "keys of bob: SSH key \"hello\" is not an authorized_keys line",
+            ),
+            (
+                "passwords",
+                json!({"items": [{"user": "bob", "hash": "plaintext"}]}),
+                "password of bob: expected a crypt hash",
+            ),
+            (
+                "passwords",
+                json!({"items": [{"user": "bob", "password": "x"}]}),
+                "unknown field `password`",
+            ),
+            ("ntp", json!({"servers": []}), "at least one NTP server"),
+            (
+                "process_watch",
+                json!({"items": [{"name": "/usr/sbin/crond", "command": "crond"}]}),
+                "must be an executable's file name",
+            ),
+            (
+                "connectivity_watchdog",
+                json!({"failed_checkins": 0}),
+                "failed_checkins must be at least 1",
+            ),
+            (
+                "connectivity_watchdog",
+                json!({"failed_checkins": 3, "min_interval_seconds": 5}),
+                "min_interval_seconds must be at least 60",
             ),
         ];
         for (policy, body, want) in cases {
