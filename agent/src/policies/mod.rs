@@ -116,6 +116,31 @@ pub struct Context<'a> {
     pub stop_requested: &'a dyn Fn() -> bool,
 }
 
+/// Converges each item with `converge_item`, in order, sharing the policy's record of what
+/// it converged. An error becomes a failed outcome for that item; a stop request ends the
+/// loop between items.
+pub fn each_item<T>(
+    ctx: &Context<'_>,
+    policy: &'static str,
+    items: &[T],
+    key: impl Fn(&T) -> &str,
+    mut converge_item: impl FnMut(&T, &mut converged::Converged) -> Result<Outcome, String>,
+) -> Vec<Outcome> {
+    let mut record = converged::Converged::load(ctx.state_dir, policy);
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        if (ctx.stop_requested)() {
+            break;
+        }
+        out.push(
+            converge_item(item, &mut record)
+                .unwrap_or_else(|e| Outcome::failed(policy, key(item).to_string(), e)),
+        );
+    }
+    record.save_or_warn();
+    out
+}
+
 /// One policy of the bundle.
 pub trait Policy {
     /// The policy's name in bundles and reports.

@@ -2,10 +2,10 @@
 //! `chpasswd -e` (hash on stdin). Runs after `users`, so an account added and given a
 //! password in one commit converges in one run. Hashes never appear in reports or logs.
 
-use apiary_proto::system::Passwords;
+use apiary_proto::system::{PasswordHash, Passwords};
 
 use super::converged::Converged;
-use super::{Context, Outcome, Policy};
+use super::{Context, Outcome, Policy, each_item};
 use crate::system::{account_tools, accounts};
 
 const NAME: &str = "passwords";
@@ -21,43 +21,31 @@ impl Policy for PasswordsPolicy<'_> {
     }
 
     fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome> {
-        let mut converged = Converged::load(ctx.state_dir, NAME);
-        let mut out = Vec::new();
-        for item in &self.spec.items {
-            if (ctx.stop_requested)() {
-                break;
-            }
-            let user = item.user.as_str();
-            let fingerprint = Converged::fingerprint(&[&item.hash]);
-            let outcome = match current_hash(user) {
-                Err(e) => Outcome::failed(NAME, user.into(), e),
-                Ok(current) if current == item.hash => {
-                    converged.record(user, &fingerprint);
-                    Outcome::unchanged(NAME, user.into(), format!("password of {user} is set"))
-                }
-                Ok(_) => match account_tools::set_password_hash(user, &item.hash) {
-                    Err(e) => Outcome::failed(
-                        NAME,
-                        user.into(),
-                        format!("cannot set the password of {user}: {e}"),
-                    ),
-                    Ok(()) => {
-                        let drift = converged.was(user, &fingerprint);
-                        converged.record(user, &fingerprint);
-                        let message = if drift {
-                            format!("password of {user} was changed on the device; restored")
-                        } else {
-                            format!("password of {user} set")
-                        };
-                        Outcome::changed(NAME, user.into(), drift, message)
-                    }
-                },
-            };
-            out.push(outcome);
-        }
-        converged.save_or_warn();
-        out
+        each_item(ctx, NAME, &self.spec.items, |i| &i.user, converge_password)
     }
+}
+
+fn converge_password(item: &PasswordHash, converged: &mut Converged) -> Result<Outcome, String> {
+    let user = item.user.as_str();
+    let fingerprint = Converged::fingerprint(&[&item.hash]);
+    if current_hash(user)? == item.hash {
+        converged.record(user, &fingerprint);
+        return Ok(Outcome::unchanged(
+            NAME,
+            user.into(),
+            format!("password of {user} is set"),
+        ));
+    }
+    account_tools::set_password_hash(user, &item.hash)
+        .map_err(|e| format!("cannot set the password of {user}: {e}"))?;
+    let drift = converged.was(user, &fingerprint);
+    converged.record(user, &fingerprint);
+    let message = if drift {
+        format!("password of {user} was changed on the device; restored")
+    } else {
+        format!("password of {user} set")
+    };
+    Ok(Outcome::changed(NAME, user.into(), drift, message))
 }
 
 /// The account's current hash; a missing account is an error naming it.

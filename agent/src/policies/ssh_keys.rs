@@ -9,7 +9,7 @@ use std::path::Path;
 use apiary_proto::system::{AuthorizedKeys, SshKeys};
 
 use super::converged::Converged;
-use super::{Context, Outcome, Policy};
+use super::{Context, Outcome, Policy, each_item};
 use crate::fsutil;
 use crate::system::accounts::{self, Account};
 
@@ -28,21 +28,7 @@ impl Policy for SshKeysPolicy<'_> {
     }
 
     fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome> {
-        let mut converged = Converged::load(ctx.state_dir, NAME);
-        let mut out = Vec::new();
-        for item in &self.spec.items {
-            if (ctx.stop_requested)() {
-                break;
-            }
-            let user = item.user.as_str();
-            let outcome = match converge_keys(item, &mut converged) {
-                Ok(o) => o,
-                Err(e) => Outcome::failed(NAME, user.into(), e),
-            };
-            out.push(outcome);
-        }
-        converged.save_or_warn();
-        out
+        each_item(ctx, NAME, &self.spec.items, |i| &i.user, converge_keys)
     }
 }
 

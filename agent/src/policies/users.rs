@@ -9,7 +9,7 @@
 use apiary_proto::system::{Presence, User, Users};
 
 use super::converged::Converged;
-use super::{Context, Outcome, Policy};
+use super::{Context, Outcome, Policy, each_item};
 use crate::system::account_tools::{AccountTools, NewAccount};
 use crate::system::accounts::{self, Account};
 
@@ -38,20 +38,13 @@ impl Policy for UsersPolicy<'_> {
             }
         };
         let uid_min = accounts::uid_min();
-        let mut converged = Converged::load(ctx.state_dir, NAME);
-        let mut out = Vec::new();
-        for user in &self.spec.items {
-            if (ctx.stop_requested)() {
-                break;
-            }
-            let outcome = match converge_user(&tools, user, uid_min, &mut converged) {
-                Ok(o) => o,
-                Err(e) => Outcome::failed(NAME, user.name.clone(), e),
-            };
-            out.push(outcome);
-        }
-        converged.save_or_warn();
-        out
+        each_item(
+            ctx,
+            NAME,
+            &self.spec.items,
+            |u| &u.name,
+            |user, converged| converge_user(&tools, user, uid_min, converged),
+        )
     }
 }
 
