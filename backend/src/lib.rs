@@ -1,13 +1,17 @@
-//! `apiary-backend`: the device API, the operator API and (later) the dashboard, over one
+//! `apiary-backend`: the device API, the operator API and the dashboard, over one
 //! store; plus the client side used by the `apiary` operator CLI.
 
 pub mod blobs;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod datadir;
 pub mod device_api;
+pub mod diff;
 pub mod error;
+pub mod operator_accounts;
 pub mod operator_api;
+pub mod operator_cli;
 pub mod pki;
 pub mod secrets;
 pub mod server;

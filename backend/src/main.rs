@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run the backend (initialises the data dir on first start)
     Serve(apiary_backend::server::ServeOptions),
+    /// Manage dashboard operators on the data dir (passwords read from stdin)
+    Users(apiary_backend::operator_cli::UsersOptions),
 }
 
 fn main() -> ExitCode {
@@ -34,7 +36,12 @@ fn main() -> ExitCode {
         .build()
         .expect("a tokio runtime can be built");
     let result = match cli.command {
-        Command::Serve(opts) => runtime.block_on(apiary_backend::server::serve(opts)),
+        Command::Serve(opts) => runtime
+            .block_on(apiary_backend::server::serve(opts))
+            .map_err(|e| e.to_string()),
+        Command::Users(opts) => runtime
+            .block_on(apiary_backend::operator_cli::run(opts))
+            .map(|out| print!("{out}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -57,6 +57,8 @@ pub enum ServeError {
     Tls(#[from] tls_server::TlsConfigError),
     #[error("cannot open the file store: {0}")]
     Blobs(std::io::Error),
+    #[error("cannot create the first dashboard operator: {0}")]
+    Operators(crate::store::StoreError),
 }
 
 /// Runs the backend until SIGINT/SIGTERM.
@@ -124,7 +126,16 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             addr: opts.listen,
             source,
         })?;
-    let operator_app = crate::operator_api::router(state.clone());
+    if let Some(password) = crate::operator_accounts::ensure_first_admin(state.store.as_ref())
+        .await
+        .map_err(ServeError::Operators)?
+    {
+        println!(
+            "dashboard login: {} / {password} (shown once; change it with `apiary-backend users passwd {}`)",
+            crate::operator_accounts::FIRST_ADMIN,
+            crate::operator_accounts::FIRST_ADMIN
+        );
+    }
     let device_app = crate::device_api::router(state.clone());
 
     let operator_tls = match (&opts.tls_cert, &opts.tls_key) {
@@ -136,6 +147,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     } else {
         "http"
     };
+    let operator_app = crate::operator_api::router(state.clone()).merge(crate::dashboard::router(
+        state.clone(),
+        operator_tls.is_some(),
+    ));
     // These lines are the contract with scripts and tests that start the backend on port 0.
     println!("operator API listening on {scheme}://{operator_addr}");
     println!("device API listening on https://{device_addr} (devices use {public_url})");

@@ -2,5 +2,4 @@
 
 pub mod client;
 pub mod commands;
-mod diff;
 mod output;

@@ -17,9 +17,9 @@ use crate::store::{AuditEntry, AuditFilter, Commit, RolloutEntry, RolloutState};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCommit {
-    message: String,
+    pub(crate) message: String,
     #[serde(default)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 /// `POST /api/v1/commits`.

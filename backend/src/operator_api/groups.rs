@@ -30,7 +30,7 @@ pub async fn list(State(state): State<Shared>) -> Result<Json<Vec<GroupInfo>>, A
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroup {
-    path: String,
+    pub(crate) path: String,
 }
 
 /// `POST /api/v1/groups` `{"path": "/prod/oslo"}`.
@@ -48,8 +48,8 @@ pub async fn create(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RenameGroup {
-    from: String,
-    to: String,
+    pub(crate) from: String,
+    pub(crate) to: String,
 }
 
 /// `POST /api/v1/groups/rename` `{"from": "/a/b", "to": "/c/b"}`: rename or move a subtree.
@@ -75,7 +75,7 @@ pub async fn rename(
 
 #[derive(Deserialize)]
 pub struct PathQuery {
-    path: String,
+    pub(crate) path: String,
 }
 
 /// `DELETE /api/v1/groups?path=/a`: only empty groups.
@@ -93,7 +93,7 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct MoveDevice {
     /// Target group; `null` puts the device in "unassigned".
-    group: Option<String>,
+    pub(crate) group: Option<String>,
 }
 
 /// `POST /api/v1/devices/{id}/move` `{"group": "/prod"}`.

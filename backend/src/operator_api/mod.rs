@@ -9,11 +9,11 @@ use crate::state::Shared;
 
 pub mod auth;
 mod bootstrap_keys;
-mod commits;
-mod config;
+pub mod commits;
+pub mod config;
 pub mod devices;
 mod files;
-mod groups;
+pub mod groups;
 mod parameters;
 
 /// Largest file-manager upload.

@@ -5,6 +5,8 @@ use apiary_proto::device_api::{HostFacts, Level, Report};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub mod fleet_view;
+pub mod operators;
 pub mod sqlite;
 
 /// Unix seconds.
@@ -270,7 +272,7 @@ pub struct AuditEntry {
 
 /// The backend's persistence.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: operators::OperatorStore + fleet_view::FleetView + Send + Sync + 'static {
     // Groups.
     /// Creates a group path and its ancestors if missing.
     async fn ensure_group(&self, path: &str) -> Result<(), StoreError>;

@@ -9,10 +9,14 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::*;
 
+mod fleet_view;
+mod operators;
+
 /// Schema migrations in order; migration `n` (1-based) brings the database to version `n`.
 const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_initial.sql"),
-    include_str!("migrations/0002_rollouts.sql"),
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_rollouts.sql"),
+    include_str!("../migrations/0003_operators.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -85,6 +89,25 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 
 fn parse_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// Columns read by [`report_row`], in order.
+const REPORT_COLUMNS: &str =
+    "seq, time, received_at, level, policy, item, message, output, bundle_serial";
+
+fn report_row(r: &Row<'_>) -> rusqlite::Result<StoredReport> {
+    let level: String = r.get(3)?;
+    Ok(StoredReport {
+        seq: r.get::<_, i64>(0)? as u64,
+        time: r.get::<_, i64>(1)? as u64,
+        received_at: r.get(2)?,
+        level: Level::parse(&level).unwrap_or(Level::Error),
+        policy: r.get(4)?,
+        item: r.get(5)?,
+        message: r.get(6)?,
+        output: r.get(7)?,
+        bundle_serial: r.get::<_, Option<i64>>(8)?.map(|s| s as u64),
+    })
 }
 
 const DEVICE_COLUMNS: &str = "id, name, status, group_path, facts, remote_ip, requested_at, approved_at, \
@@ -713,24 +736,10 @@ impl Store for SqliteStore {
         let id = device_id.to_string();
         self.with(move |c| {
             let mut stmt = c.prepare(
-                "SELECT seq, time, received_at, level, policy, item, message, output, bundle_serial
-                 FROM reports WHERE device_id = ?1 ORDER BY id DESC LIMIT ?2",
+                &format!("SELECT {REPORT_COLUMNS} FROM reports WHERE device_id = ?1 ORDER BY id DESC LIMIT ?2"),
             )?;
             let rows = stmt
-                .query_map(params![id, limit], |r| {
-                    let level: String = r.get(3)?;
-                    Ok(StoredReport {
-                        seq: r.get::<_, i64>(0)? as u64,
-                        time: r.get::<_, i64>(1)? as u64,
-                        received_at: r.get(2)?,
-                        level: Level::parse(&level).unwrap_or(Level::Error),
-                        policy: r.get(4)?,
-                        item: r.get(5)?,
-                        message: r.get(6)?,
-                        output: r.get(7)?,
-                        bundle_serial: r.get::<_, Option<i64>>(8)?.map(|s| s as u64),
-                    })
-                })?
+                .query_map(params![id, limit], report_row)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })

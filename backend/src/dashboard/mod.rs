@@ -1,0 +1,186 @@
+//! The operator dashboard: server-rendered HTML (maud, auto-escaped) on the operator
+//! listener, behind a login. Every change goes through the same handlers as the REST API,
+//! so validation, masking and the audit log are the same whichever way an operator works.
+
+mod layout;
+mod pages;
+pub mod session;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::operator_api::auth::Actor;
+use crate::state::Shared;
+use session::SignedIn;
+
+/// The dashboard's routes; `secure_cookies` when served over HTTPS.
+pub fn router(state: Shared, secure_cookies: bool) -> Router {
+    Router::new()
+        .route("/login", get(pages::login::form).post(pages::login::submit))
+        .route("/logout", post(pages::login::logout))
+        .route("/", get(pages::overview::page))
+        .route("/devices", get(pages::devices::page))
+        .route("/devices/move", post(pages::devices::move_device))
+        .route("/groups/create", post(pages::devices::create_group))
+        .route("/groups/rename", post(pages::devices::rename_group))
+        .route("/groups/delete", post(pages::devices::delete_group))
+        .route("/devices/{id}", get(pages::device::page))
+        .route("/pending", get(pages::pending::page))
+        .route("/pending/decide", post(pages::pending::decide))
+        .route("/configure", get(pages::configure::page))
+        .route("/configure/save", post(pages::configure::save))
+        .route("/configure/unset", post(pages::configure::unset))
+        .route(
+            "/commit",
+            get(pages::commits::preview).post(pages::commits::commit),
+        )
+        .route("/commits", get(pages::commits::list))
+        .route("/commits/{id}", get(pages::commits::show))
+        .route("/assets/style.css", get(style))
+        .route("/assets/app.js", get(script))
+        .layer(axum::Extension(CookiePolicy {
+            secure: secure_cookies,
+        }))
+        .with_state(state)
+}
+
+/// Whether cookies get the `Secure` attribute.
+#[derive(Clone, Copy)]
+pub struct CookiePolicy {
+    pub secure: bool,
+}
+
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", include_str!("assets/style.css"))
+}
+
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("assets/app.js"),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A page that could not be served: its status and what went wrong, as an HTML page.
+pub struct PageError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl PageError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        Self::new(e.status, e.message)
+    }
+}
+
+impl From<crate::store::StoreError> for PageError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let title = self
+            .status
+            .canonical_reason()
+            .unwrap_or("Error")
+            .to_string();
+        let body = layout::bare(
+            &title,
+            maud::html! {
+                main.narrow {
+                    h1 { (title) }
+                    p.error { (self.message) }
+                    p { a href="/" { "Back to the overview" } }
+                }
+            },
+        );
+        (self.status, body).into_response()
+    }
+}
+
+/// Refuses a form without this session's CSRF token, or from a read-only operator.
+pub fn check_form(user: &SignedIn, csrf: &str) -> Result<(), PageError> {
+    if !session::same_token(csrf, &user.csrf_token) {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "the form's security token is missing or stale; reload the page and try again",
+        ));
+    }
+    if user.role != crate::store::operators::Role::Admin {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            format!("{} has read-only access", user.username),
+        ));
+    }
+    Ok(())
+}
+
+/// The actor an API handler records in the audit log.
+pub fn actor(user: &SignedIn) -> axum::Extension<Actor> {
+    axum::Extension(Actor(user.username.clone()))
+}
+
+/// Turns an API handler's JSON answer into a value of the page's own type.
+pub fn from_api<T: DeserializeOwned, U: serde::Serialize>(
+    answer: Result<axum::Json<U>, ApiError>,
+) -> Result<T, PageError> {
+    let axum::Json(value) = answer?;
+    let value = serde_json::to_value(value)
+        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    serde_json::from_value(value)
+        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// Formats Unix seconds as UTC `YYYY-MM-DD HH:MM:SS`.
+pub fn when(ts: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        })
+        .unwrap_or_else(|_| ts.to_string())
+}
+
+/// "3 min ago" style age of a timestamp.
+pub fn ago(ts: i64, now: i64) -> String {
+    let s = (now - ts).max(0);
+    match s {
+        0..60 => format!("{s} s ago"),
+        60..3600 => format!("{} min ago", s / 60),
+        3600..86400 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86400),
+    }
+}

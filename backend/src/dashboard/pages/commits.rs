@@ -1,0 +1,213 @@
+//! Committing drafts (`GET /commit` previews what would change and which devices; `POST`
+//! commits), the commit history, and one commit's diff and rollout.
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::response::Redirect;
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::dashboard::session::SignedIn;
+use crate::dashboard::{PageError, actor, check_form, from_api, layout, when};
+use crate::diff::{self, Line};
+use crate::operator_api::commits::{self, CreateCommit};
+use crate::state::Shared;
+
+/// Commits listed on the history page.
+const HISTORY: usize = 100;
+
+fn pretty(v: &Value) -> String {
+    if v.is_null() {
+        String::new()
+    } else {
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    }
+}
+
+/// The changes of a commit (or of the drafts), one diff per node and policy.
+fn changes(changes: &[Value]) -> Markup {
+    html! {
+        @for c in changes {
+            h2.change { (c["node"].as_str().unwrap_or("?")) " \u{b7} " (c["policy"].as_str().unwrap_or("?")) }
+            div.diff {
+                @for line in diff::lines(&pretty(&c["before"]), &pretty(&c["after"])) {
+                    @match line {
+                        Line::Same(t) => { "  " (t) "\n" },
+                        Line::Removed(t) => span.del { "- " (t) "\n" },
+                        Line::Added(t) => span.add { "+ " (t) "\n" },
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /commit`: what committing the drafts would do.
+pub async fn preview(State(state): State<Shared>, user: SignedIn) -> Result<Markup, PageError> {
+    let dry: Result<Value, PageError> = from_api(
+        commits::create(
+            State(state),
+            actor(&user),
+            Ok(axum::Json(CreateCommit {
+                message: "preview".into(),
+                dry_run: true,
+            })),
+        )
+        .await,
+    );
+    Ok(layout::page(
+        &user,
+        "Commit",
+        "/commits",
+        html! {
+            h1 { "Commit drafts" }
+            @match dry {
+                Err(e) => p.error #commit-error { (e.message) },
+                Ok(outcome) => {
+                    @let impacted = outcome["impacted"].as_array().cloned().unwrap_or_default();
+                    p #impact-summary { (impacted.len()) " device(s) get a new bundle." }
+                    table #impacted {
+                        thead { tr { th { "Device" } th { "Policies that change" } } }
+                        tbody {
+                            @for i in &impacted {
+                                tr {
+                                    td { a href={ "/devices/" (i["device"].as_str().unwrap_or("")) } { (i["name"].as_str().unwrap_or("")) } }
+                                    td { (i["policies"].as_array().map(|p| p.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                                }
+                            }
+                        }
+                    }
+                    (changes(outcome["changes"].as_array().map(Vec::as_slice).unwrap_or(&[])))
+                    form #commit-form method="post" action="/commit" style="margin-top: 1rem" {
+                        (layout::csrf(&user))
+                        label for="message" { "Message" }
+                        input #message type="text" name="message" required size="60" placeholder="What and why";
+                        button #confirm-commit type="submit" { "Commit and roll out to " (impacted.len()) " device(s)" }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct CommitForm {
+    #[serde(default)]
+    csrf: String,
+    message: String,
+}
+
+/// `POST /commit`.
+pub async fn commit(
+    State(state): State<Shared>,
+    user: SignedIn,
+    Form(f): Form<CommitForm>,
+) -> Result<Redirect, PageError> {
+    check_form(&user, &f.csrf)?;
+    let outcome: Value = from_api(
+        commits::create(
+            State(state),
+            actor(&user),
+            Ok(axum::Json(CreateCommit {
+                message: f.message,
+                dry_run: false,
+            })),
+        )
+        .await,
+    )?;
+    let id = outcome["id"].as_i64().unwrap_or(0);
+    Ok(Redirect::to(&format!("/commits/{id}")))
+}
+
+/// `GET /commits`: newest first, with rollout counts.
+pub async fn list(State(state): State<Shared>, user: SignedIn) -> Result<Markup, PageError> {
+    let mut all = state.store.list_commits().await?;
+    all.sort_by_key(|c| std::cmp::Reverse(c.id));
+    all.truncate(HISTORY);
+    let mut rows = Vec::new();
+    for c in all {
+        let rollout = state.store.rollout(c.id).await?;
+        let count = |s: crate::store::RolloutState| rollout.iter().filter(|r| r.state == s).count();
+        rows.push((
+            c,
+            count(crate::store::RolloutState::Converged),
+            count(crate::store::RolloutState::Pending),
+            count(crate::store::RolloutState::Failed),
+        ));
+    }
+    Ok(layout::page(
+        &user,
+        "Commits",
+        "/commits",
+        html! {
+            h1 { "Commits" }
+            p { a href="/commit" { "Review and commit drafts" } }
+            table #commits {
+                thead { tr { th { "#" } th { "When" } th { "Author" } th { "Message" } th { "Changes" } th { "Rollout" } } }
+                tbody {
+                    @for (c, converged, pending, failed) in &rows {
+                        tr {
+                            td { a href={ "/commits/" (c.id) } { "#" (c.id) } }
+                            td { (when(c.created_at)) }
+                            td { (c.author) }
+                            td { (c.message) }
+                            td { (c.changes.len()) }
+                            td {
+                                span.state-converged { (converged) " converged" } ", "
+                                span.state-pending { (pending) " pending" } ", "
+                                span.state-failed { (failed) " failed" }
+                            }
+                        }
+                    }
+                    @if rows.is_empty() { tr { td colspan="6" .muted { "No commits yet." } } }
+                }
+            }
+        },
+    ))
+}
+
+/// `GET /commits/{id}`: the diff and each device's rollout state.
+pub async fn show(
+    State(state): State<Shared>,
+    user: SignedIn,
+    Path(id): Path<i64>,
+) -> Result<Markup, PageError> {
+    let detail: Value = from_api(commits::show(State(state), Path(id)).await)?;
+    let devices = detail["rollout"]["devices"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    Ok(layout::page(
+        &user,
+        &format!("Commit {id}"),
+        "/commits",
+        html! {
+            h1 { "Commit #" (id) }
+            p { strong { (detail["message"].as_str().unwrap_or("")) } " by " (detail["author"].as_str().unwrap_or("")) ", " (when(detail["created_at"].as_i64().unwrap_or(0))) }
+            h2 { "Rollout" }
+            p #rollout-counts {
+                @for (state, n) in detail["rollout"]["counts"].as_object().cloned().unwrap_or_default() {
+                    span class={ "state-" (state) } { (state) ": " (n) } " "
+                }
+            }
+            table #rollout {
+                thead { tr { th { "Device" } th { "State" } th { "Failed policies" } th { "Updated" } } }
+                tbody {
+                    @for d in &devices {
+                        @let st = d["state"].as_str().unwrap_or("");
+                        tr {
+                            td { a href={ "/devices/" (d["device_id"].as_str().unwrap_or("")) } { (d["device_name"].as_str().unwrap_or("")) } }
+                            td class={ "state-" (st) } { (st) }
+                            td { (d["failed_policies"].as_array().map(|p| p.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                            td { (when(d["updated_at"].as_i64().unwrap_or(0))) }
+                        }
+                    }
+                    @if devices.is_empty() { tr { td colspan="4" .muted { "No device got a new bundle from this commit." } } }
+                }
+            }
+            h2 { "Changes" }
+            (changes(detail["changes"].as_array().map(Vec::as_slice).unwrap_or(&[])))
+        },
+    ))
+}

@@ -1,0 +1,9 @@
+//! One module per dashboard page.
+
+pub mod commits;
+pub mod configure;
+pub mod device;
+pub mod devices;
+pub mod login;
+pub mod overview;
+pub mod pending;

@@ -1,0 +1,98 @@
+//! `GET /pending`: devices waiting for approval, with what they reported; approve or reject.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::Redirect;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::devices::encode;
+use crate::dashboard::session::SignedIn;
+use crate::dashboard::{PageError, actor, check_form, layout, when};
+use crate::operator_api::devices;
+use crate::state::Shared;
+use crate::store::DeviceStatus;
+
+#[derive(Deserialize, Default)]
+pub struct Flash {
+    msg: Option<String>,
+    err: Option<String>,
+}
+
+pub async fn page(
+    State(state): State<Shared>,
+    user: SignedIn,
+    Query(flash): Query<Flash>,
+) -> Result<Markup, PageError> {
+    let pending = state
+        .store
+        .list_devices(Some(DeviceStatus::Pending))
+        .await?;
+    Ok(layout::page(
+        &user,
+        "Pending devices",
+        "/pending",
+        html! {
+            h1 { "Pending devices" }
+            (layout::flash(flash.msg.as_deref(), flash.err.as_deref()))
+            table #pending-devices {
+                thead { tr { th { "Requested" } th { "Name" } th { "Address" } th { "Host" } th { "Agent" } th { "Decision" } } }
+                tbody {
+                    @for d in &pending {
+                        tr data-device=(d.id) {
+                            td { (when(d.requested_at)) }
+                            td { strong { (d.name) } br; span.mono.muted { (d.id) } }
+                            td.mono { (d.remote_ip) }
+                            td { (d.facts.hostname) br; span.muted { (d.facts.os) ", " (d.facts.kernel) ", " (d.facts.arch) } }
+                            td { (d.facts.agent_version) }
+                            td {
+                                form.inline method="post" action="/pending/decide" {
+                                    (layout::csrf(&user))
+                                    input type="hidden" name="device" value=(d.id);
+                                    button type="submit" name="decision" value="approve" { "Approve" }
+                                    button.danger type="submit" name="decision" value="reject" { "Reject" }
+                                }
+                            }
+                        }
+                    }
+                    @if pending.is_empty() { tr { td colspan="6" .muted { "No device is waiting." } } }
+                }
+            }
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct DecideForm {
+    #[serde(default)]
+    csrf: String,
+    device: String,
+    decision: String,
+}
+
+/// `POST /pending/decide`: approve or reject.
+pub async fn decide(
+    State(state): State<Shared>,
+    user: SignedIn,
+    Form(f): Form<DecideForm>,
+) -> Result<Redirect, PageError> {
+    check_form(&user, &f.csrf)?;
+    let result = match f.decision.as_str() {
+        "approve" => devices::approve_handler(State(state), actor(&user), Path(f.device.clone()))
+            .await
+            .map(|d| format!("approved {}", d.0.name)),
+        "reject" => devices::reject(State(state), actor(&user), Path(f.device.clone()))
+            .await
+            .map(|d| format!("rejected {}", d.0.name)),
+        other => {
+            return Err(PageError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("unknown decision {other:?}"),
+            ));
+        }
+    };
+    Ok(match result {
+        Ok(msg) => Redirect::to(&format!("/pending?msg={}", encode(&msg))),
+        Err(e) => Redirect::to(&format!("/pending?err={}", encode(&e.message))),
+    })
+}
