@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod browser;
 pub mod relay;
 pub mod rootfs;
 
@@ -46,6 +47,8 @@ pub struct Backend {
     pub operator_url: String,
     pub device_url: String,
     pub token: String,
+    /// The dashboard password of `admin`, printed on the first start.
+    pub dashboard_password: String,
     operator_addr: String,
     device_addr: String,
     /// Extra `serve` flags used from the next (re)start on.
@@ -62,6 +65,7 @@ impl Backend {
             operator_url: String::new(),
             device_url: String::new(),
             token: String::new(),
+            dashboard_password: String::new(),
             operator_addr: "127.0.0.1:0".into(),
             device_addr: "127.0.0.1:0".into(),
             extra_args: Vec::new(),
@@ -111,6 +115,13 @@ impl Backend {
             let line = rx
                 .recv_timeout(left)
                 .expect("backend prints its listening addresses");
+            if let Some(rest) = line.strip_prefix("dashboard login: admin / ") {
+                self.dashboard_password = rest
+                    .split_whitespace()
+                    .next()
+                    .expect("a password follows")
+                    .to_string();
+            }
             if let Some(rest) = line.strip_prefix("operator API listening on ") {
                 operator = Some(rest.trim().to_string());
             }
@@ -213,6 +224,17 @@ impl Backend {
     /// Creates a bootstrap key and enrols `agent` with it, approving it as an operator.
     pub fn enroll(&self, agent: &Agent, group: &str) -> String {
         self.enroll_via(agent, group, &self.device_url)
+    }
+
+    /// Starts `agent`'s enrolment with a new key for `group` (unassigned when `None`) and
+    /// returns the waiting `bootstrap` process, for a test that approves it some other way.
+    pub fn start_enrolment(&self, agent: &Agent, group: Option<&str>) -> Child {
+        let mut args = vec!["bootstrap-keys", "create"];
+        if let Some(g) = group {
+            args.extend(["--group", g]);
+        }
+        let key = self.cli_ok(&args).trim().to_string();
+        agent.spawn_bootstrap(&key, &self.device_url, &self.data_dir().join("ca.crt"))
     }
 
     /// Like [`Backend::enroll`], with the agent reaching the backend at `device_url`.

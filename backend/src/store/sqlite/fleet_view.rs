@@ -10,13 +10,17 @@ use crate::store::fleet_view::{
 };
 use crate::store::{Device, StoreError, StoredReport, Timestamp};
 
-/// `%` and `_` are LIKE wildcards; searched text must match literally.
-fn like_pattern(text: &str) -> String {
-    let escaped = text
-        .replace('\\', "\\\\")
+/// `text` with LIKE's wildcards (`%`, `_`) and the escape character escaped, so it matches
+/// literally (with `ESCAPE '\'`).
+fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\")
         .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
+        .replace('_', "\\_")
+}
+
+/// A LIKE pattern for `text` anywhere.
+fn like_pattern(text: &str) -> String {
+    format!("%{}%", like_literal(text))
 }
 
 #[async_trait]
@@ -27,18 +31,15 @@ impl FleetView for SqliteStore {
                 if g == "/" {
                     "/%".to_string()
                 } else {
-                    format!("{}/%", g.replace('%', "\\%").replace('_', "\\_"))
+                    format!("{}/%", like_literal(g))
                 }
             });
             let text = q.text.as_deref().map(like_pattern);
-            let id_prefix = q
-                .text
-                .as_deref()
-                .map(|t| format!("{}%", t.replace('%', "")));
+            let id_prefix = q.text.as_deref().map(|t| format!("{}%", like_literal(t)));
             let filter = "WHERE (?1 IS NULL OR group_path = ?2 OR group_path LIKE ?1 ESCAPE '\\')
                   AND (?3 = 0 OR group_path IS NULL)
                   AND (?4 IS NULL OR status = ?4)
-                  AND (?5 IS NULL OR name LIKE ?5 ESCAPE '\\' OR id LIKE ?6)";
+                  AND (?5 IS NULL OR name LIKE ?5 ESCAPE '\\' OR id LIKE ?6 ESCAPE '\\')";
             let args = params![
                 group_prefix,
                 q.group,
@@ -211,5 +212,203 @@ impl FleetView for SqliteStore {
             )?)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use apiary_proto::device_api::{HostFacts, Report};
+
+    use super::*;
+    use crate::store::{DeviceStatus, NewDevice, Store};
+
+    async fn fleet() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db"), true).unwrap();
+        let key = s
+            .insert_bootstrap_key("h", None, false, "t", 1)
+            .await
+            .unwrap()
+            .id;
+        s.ensure_group("/site/hall").await.unwrap();
+        s.ensure_group("/site_b").await.unwrap();
+        for (id, name, group) in [
+            ("aa01", "pump-1", Some("/site")),
+            ("aa02", "pump-2", Some("/site/hall")),
+            ("bb03", "fan_100%", Some("/site_b")),
+            ("cc04", "spare", None),
+        ] {
+            s.enroll_device(NewDevice {
+                id: id.into(),
+                name: name.into(),
+                public_key: "00".into(),
+                group: group.map(str::to_string),
+                facts: HostFacts::default(),
+                remote_ip: "127.0.0.1".into(),
+                requested_at: 1,
+                bootstrap_key_id: key,
+            })
+            .await
+            .unwrap();
+        }
+        (dir, s)
+    }
+
+    fn names(page: &(Vec<Device>, u64)) -> Vec<&str> {
+        page.0.iter().map(|d| d.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn pages_by_subtree_text_and_offset() {
+        let (_d, s) = fleet().await;
+        let q = |group: Option<&str>, text: Option<&str>| DeviceQuery {
+            group: group.map(str::to_string),
+            text: text.map(str::to_string),
+            limit: 10,
+            ..DeviceQuery::default()
+        };
+        let site = s.device_page(q(Some("/site"), None)).await.unwrap();
+        assert_eq!(
+            names(&site),
+            vec!["pump-1", "pump-2"],
+            "/site_b is not under /site"
+        );
+        assert_eq!(site.1, 2);
+        assert_eq!(
+            names(&s.device_page(q(None, Some("PUMP"))).await.unwrap()),
+            vec!["pump-1", "pump-2"]
+        );
+        assert_eq!(
+            names(&s.device_page(q(None, Some("_100%"))).await.unwrap()),
+            vec!["fan_100%"],
+            "LIKE wildcards are literal"
+        );
+        assert_eq!(
+            names(&s.device_page(q(None, Some("%"))).await.unwrap()),
+            vec!["fan_100%"]
+        );
+        assert_eq!(
+            names(&s.device_page(q(None, Some("cc0"))).await.unwrap()),
+            vec!["spare"],
+            "id prefix"
+        );
+        let unassigned = s
+            .device_page(DeviceQuery {
+                unassigned: true,
+                limit: 10,
+                ..DeviceQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(names(&unassigned), vec!["spare"]);
+        let second = s
+            .device_page(DeviceQuery {
+                offset: 1,
+                limit: 2,
+                ..DeviceQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!((names(&second), second.1), (vec!["pump-1", "pump-2"], 4));
+        let pending = s
+            .device_page(DeviceQuery {
+                status: Some(DeviceStatus::Approved),
+                limit: 10,
+                ..DeviceQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(pending.1, 0, "none approved yet");
+        assert_eq!(
+            s.device_counts(0).await.unwrap(),
+            DeviceCounts {
+                online: 0,
+                offline: 0,
+                pending: 4
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn device_logs_filter_search_and_sort() {
+        let (_d, s) = fleet().await;
+        let report = |seq: u64, level: Level, message: &str| Report {
+            seq,
+            time: seq,
+            level,
+            policy: "ntp".into(),
+            item: None,
+            message: message.into(),
+            output: None,
+            bundle_serial: None,
+        };
+        s.insert_reports(
+            "aa01",
+            "q",
+            vec![
+                report(1, Level::Info, "servers set"),
+                report(2, Level::Error, "no time daemon found"),
+                report(3, Level::Warning, "servers restored"),
+            ],
+            100,
+        )
+        .await
+        .unwrap();
+        let q = |levels: Vec<Level>, text: Option<&str>, sort| ReportQuery {
+            levels,
+            text: text.map(str::to_string),
+            sort,
+            limit: 10,
+        };
+        let messages = |r: Vec<StoredReport>| r.into_iter().map(|r| r.message).collect::<Vec<_>>();
+        assert_eq!(
+            messages(
+                s.device_reports("aa01", q(vec![], None, ReportSort::NewestFirst))
+                    .await
+                    .unwrap()
+            ),
+            vec!["servers restored", "no time daemon found", "servers set"]
+        );
+        assert_eq!(
+            messages(
+                s.device_reports("aa01", q(vec![], None, ReportSort::LevelFirst))
+                    .await
+                    .unwrap()
+            ),
+            vec!["no time daemon found", "servers restored", "servers set"]
+        );
+        assert_eq!(
+            messages(
+                s.device_reports(
+                    "aa01",
+                    q(
+                        vec![Level::Info, Level::Warning],
+                        Some("SERVERS"),
+                        ReportSort::OldestFirst
+                    )
+                )
+                .await
+                .unwrap()
+            ),
+            vec!["servers set", "servers restored"]
+        );
+        assert!(
+            s.device_reports("aa02", q(vec![], None, ReportSort::NewestFirst))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let counts = s.report_level_counts(0).await.unwrap();
+        assert_eq!(counts.len(), 3);
+        assert!(s.report_level_counts(101).await.unwrap().is_empty());
+        let errors = s
+            .error_counts(vec!["aa01".into(), "aa02".into()], 0)
+            .await
+            .unwrap();
+        assert_eq!(errors.get("aa01"), Some(&1));
+        assert_eq!(errors.get("aa02"), None);
+        let latest = s.latest_reports(2).await.unwrap();
+        assert_eq!(latest[0].device_name, "pump-1");
+        assert_eq!(latest.len(), 2);
     }
 }

@@ -1,0 +1,149 @@
+//! The dashboard in a real browser (Debian's headless Chromium through ChromeDriver), against
+//! a real backend and a real agent: log in, approve the agent, move it into a group,
+//! configure a templated file, commit, converge, follow the rollout and search the device's
+//! log. Every page is saved as a screenshot under `target/dashboard-screenshots/`.
+//!
+//! Ignored by default (it needs Chromium); `scripts/test` installs it and runs it.
+
+use apiary_tests::browser::Browser;
+use apiary_tests::{Agent, Backend, wait_child, wait_for};
+use serde_json::json;
+
+/// Waits until the browser shows a page whose element `css` contains `text`.
+fn wait_text(browser: &Browser, css: &str, text: &str) {
+    wait_for(|| (browser.count(css) > 0 && browser.text(css).contains(text)).then_some(()));
+}
+
+#[test]
+#[ignore = "needs Debian's chromium and chromium-driver; scripts/test installs them and runs it"]
+fn an_operator_rolls_out_a_template_from_the_dashboard() {
+    let backend = Backend::start();
+    let base = backend.operator_url.clone();
+    let browser = Browser::start();
+
+    // A failed login is refused, and says so.
+    browser.goto(&format!("{base}/"));
+    assert!(
+        browser.url().ends_with("/login"),
+        "signed-out visitors land on the login page"
+    );
+    browser.screenshot("01-login");
+    browser.fill("#username", "admin");
+    browser.fill("#password", "not the password");
+    browser.click("#login");
+    wait_text(&browser, "#login-error", "Wrong user name or password");
+
+    browser.fill("#username", "admin");
+    browser.fill("#password", &backend.dashboard_password);
+    browser.click("#login");
+    wait_text(&browser, "h1", "Overview");
+    browser.screenshot("02-overview");
+
+    // A real agent asks to enrol; the operator approves it on the pending page.
+    let agent = Agent::new("dash-device-1");
+    let mut bootstrap = backend.start_enrolment(&agent, None);
+    let id = wait_for(|| {
+        let pending = backend.cli_json(&["devices", "list", "--pending"]);
+        pending.as_array()?.first()?["id"]
+            .as_str()
+            .map(str::to_string)
+    });
+    browser.goto(&format!("{base}/pending"));
+    wait_text(&browser, "#pending-devices", "dash-device-1");
+    browser.screenshot("03-pending");
+    browser.click(&format!("tr[data-device='{id}'] button[value=approve]"));
+    wait_text(&browser, ".flash", "approved dash-device-1");
+    assert!(
+        wait_child(&mut bootstrap).success(),
+        "bootstrap ends once approved"
+    );
+
+    // Into a new group.
+    browser.goto(&format!("{base}/devices?group=unassigned"));
+    browser.fill("#new-group", "/lab");
+    browser.click("form[action='/groups/create'] button");
+    wait_text(&browser, ".flash", "created group /lab");
+    browser.goto(&format!("{base}/devices?group=unassigned"));
+    wait_text(&browser, "#devices", "dash-device-1");
+    browser.fill("#devices input[name=group]", "/lab");
+    browser.click("#devices form button");
+    wait_text(&browser, ".flash", "moved");
+    wait_text(&browser, "#devices", "dash-device-1");
+    browser.screenshot("04-devices");
+    assert_eq!(backend.device(&id)["group"], "/lab");
+
+    // A templated file for the group, drafted in the configure page.
+    backend.upload(
+        "/templates/motd.tmpl",
+        b"Welcome to {{site}} ({{sys.arch}})\n",
+    );
+    let dest = agent.root("etc/motd");
+    let document = json!({"sets": [{"label": "motd", "parameters": {"site": "the lab"},
+        "files": [{"source": "/templates/motd.tmpl", "destination": dest, "template": true}]}]});
+    browser.goto(&format!("{base}/configure?node=/lab"));
+    wait_text(&browser, "h1", "Configure /lab");
+    browser.click("#policy-file_distribution button[data-reveal]");
+    browser.fill("#edit-file_distribution textarea", &document.to_string());
+    browser.click("#edit-file_distribution button[type=submit]");
+    wait_text(&browser, ".flash", "file_distribution on /lab: draft saved");
+    wait_text(&browser, "#drafts-pending", "1 draft change");
+    browser.screenshot("05-configure");
+
+    // Commit, after seeing which devices it reaches.
+    browser.goto(&format!("{base}/commit"));
+    wait_text(&browser, "#impact-summary", "1 device(s) get a new bundle");
+    assert!(browser.text("#impacted").contains("dash-device-1"));
+    browser.screenshot("06-commit-preview");
+    browser.fill("#message", "motd for the lab");
+    browser.click("#confirm-commit");
+    wait_text(&browser, "h1", "Commit #");
+    wait_text(&browser, "#rollout-counts", "pending: 1");
+    let commit_url = browser.url();
+
+    let (code, log) = agent.run_once();
+    assert_eq!(code, 0, "{log}");
+    let arch = std::env::consts::ARCH;
+    assert_eq!(
+        std::fs::read_to_string(&dest).unwrap(),
+        format!("Welcome to the lab ({arch})\n")
+    );
+    browser.goto(&commit_url);
+    wait_text(&browser, "#rollout-counts", "converged: 1");
+    assert!(browser.text("#rollout").contains("converged"));
+    browser.screenshot("07-commit-rollout");
+
+    // The device's log shows the change, and searching it works.
+    browser.goto(&format!("{base}/devices/{id}"));
+    wait_text(&browser, "#device-log", "written from /templates/motd.tmpl");
+    assert!(browser.text("#device-info").contains("/lab"));
+    browser.fill("#log-search", "motd.tmpl");
+    browser.click("#log-filter button");
+    wait_text(&browser, "#device-log", "written from /templates/motd.tmpl");
+    browser.screenshot("08-device-log");
+    browser.fill("#log-search", "no such words anywhere");
+    browser.click("#log-filter button");
+    wait_text(&browser, "#device-log", "Nothing matches.");
+    browser.click("#sort-level");
+    wait_text(&browser, "#device-log", "Nothing matches.");
+    browser.goto(&format!("{base}/"));
+    wait_text(&browser, "#events", "dash-device-1");
+    wait_text(&browser, "#online", "1");
+
+    // A form without its CSRF token is refused and changes nothing.
+    browser.goto(&format!("{base}/devices"));
+    browser.script(
+        "document.querySelector(\"form[action='/groups/create'] input[name=csrf]\").remove()",
+    );
+    browser.fill("#new-group", "/forged");
+    browser.click("form[action='/groups/create'] button");
+    wait_text(&browser, "main", "security token is missing or stale");
+    let groups = backend.cli_json(&["groups", "list"]).to_string();
+    assert!(!groups.contains("/forged"), "{groups}");
+
+    // Logging out ends the session.
+    browser.goto(&format!("{base}/"));
+    browser.click("form.logout button");
+    wait_for(|| browser.url().ends_with("/login").then_some(()));
+    browser.goto(&format!("{base}/devices"));
+    assert!(browser.url().ends_with("/login"), "the old session is gone");
+}
