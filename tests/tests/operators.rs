@@ -86,6 +86,20 @@ impl Client {
         )
     }
 
+    /// The response headers of a GET, one `name: value` per line.
+    fn headers(&mut self, path: &str) -> String {
+        let r = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .call()
+            .unwrap();
+        r.headers()
+            .iter()
+            .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or("")))
+            .collect()
+    }
+
     fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
         let mut r = self
             .agent
@@ -157,6 +171,9 @@ fn operators_are_managed_on_the_data_dir_and_roles_hold() {
     let mut viewer = login(&backend, "viewer1", "long enough password");
     let (status, page) = viewer.get("/devices");
     assert_eq!(status, 200);
+    let headers = viewer.headers("/devices");
+    assert!(headers.contains("frame-ancestors 'none'"), "{headers}");
+    assert!(headers.contains("x-frame-options: DENY"), "{headers}");
     let token = csrf(&page);
     let (status, _, body) = viewer.post("/groups/create", &[("csrf", &token), ("path", "/nope")]);
     assert_eq!(status, 403, "{body}");
