@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_rollouts.sql"),
     include_str!("../migrations/0003_operators.sql"),
+    include_str!("../migrations/0004_fleet_indexes.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
