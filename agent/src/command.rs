@@ -58,6 +58,30 @@ pub fn run_program(
     run(cmd, input, timeout)
 }
 
+/// Like [`run_program`], for system tools whose success is all that matters: an error
+/// names the program, its arguments, how it failed and what it printed.
+pub fn run_program_ok(
+    program: &Path,
+    args: &[&str],
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let shown = format!("{} {}", program.display(), args.join(" "));
+    match run_program(program, args, input, timeout) {
+        Ok(r) if r.success() => Ok(()),
+        Ok(r) => {
+            let mut msg = format!("{} {}", shown.trim_end(), r.describe_failure(timeout));
+            let output = r.output.trim();
+            if !output.is_empty() {
+                msg.push_str(": ");
+                msg.push_str(output);
+            }
+            Err(msg)
+        }
+        Err(e) => Err(format!("cannot run {}: {e}", program.display())),
+    }
+}
+
 fn run(mut cmd: Command, input: Option<&[u8]>, timeout: Duration) -> io::Result<CommandResult> {
     let (mut reader, writer) = io::pipe()?;
     let mut child = cmd
@@ -163,6 +187,21 @@ mod tests {
         .unwrap();
         assert!(r.success(), "{r:?}");
         assert_eq!(r.output, "from stdin\n$(touch /x) ; 'q");
+    }
+
+    #[test]
+    fn checked_programs_say_what_failed() {
+        let sh = Path::new("/bin/sh");
+        assert_eq!(run_program_ok(sh, &["-c", "true"], None, T), Ok(()));
+        assert_eq!(
+            run_program_ok(sh, &["-c", "echo nope >&2; exit 4"], None, T),
+            Err("/bin/sh -c echo nope >&2; exit 4 exited with status 4: nope".into())
+        );
+        assert!(
+            run_program_ok(Path::new("/nonexistent/tool"), &[], None, T)
+                .unwrap_err()
+                .starts_with("cannot run /nonexistent/tool: ")
+        );
     }
 
     #[test]

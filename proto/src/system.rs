@@ -259,7 +259,12 @@ fn unique<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> Result<(), St
 impl Users {
     /// Checks every item; the message names the offending one.
     pub fn validate(&self) -> Result<(), String> {
-        for u in &self.items {
+        Self::validate_items(&self.items)
+    }
+
+    /// [`Users::validate`] for a list of items, as an operator's document holds them.
+    pub fn validate_items(items: &[User]) -> Result<(), String> {
+        for u in items {
             validate_user_name(&u.name)?;
             if let Some(home) = &u.home {
                 validate_account_path(&format!("home of {}", u.name), home)?;
@@ -268,31 +273,41 @@ impl Users {
                 validate_account_path(&format!("shell of {}", u.name), shell)?;
             }
         }
-        unique("user", self.items.iter().map(|u| u.name.as_str()))
+        unique("user", items.iter().map(|u| u.name.as_str()))
     }
 }
 
 impl SshKeys {
     /// Checks every item; the message names the offending one.
     pub fn validate(&self) -> Result<(), String> {
-        for item in &self.items {
+        Self::validate_items(&self.items)
+    }
+
+    /// [`SshKeys::validate`] for a list of items, as an operator's document holds them.
+    pub fn validate_items(items: &[AuthorizedKeys]) -> Result<(), String> {
+        for item in items {
             validate_user_name(&item.user)?;
             for key in &item.keys {
                 validate_ssh_key(key).map_err(|e| format!("keys of {}: {e}", item.user))?;
             }
         }
-        unique("user", self.items.iter().map(|i| i.user.as_str()))
+        unique("user", items.iter().map(|i| i.user.as_str()))
     }
 }
 
 impl Passwords {
     /// Checks every item; the message names the offending one.
     pub fn validate(&self) -> Result<(), String> {
-        for item in &self.items {
+        Self::validate_items(&self.items)
+    }
+
+    /// [`Passwords::validate`] for a list of items, as an operator's document holds them.
+    pub fn validate_items(items: &[PasswordHash]) -> Result<(), String> {
+        for item in items {
             validate_user_name(&item.user)?;
             validate_password_hash(&item.user, &item.hash)?;
         }
-        unique("user", self.items.iter().map(|i| i.user.as_str()))
+        unique("user", items.iter().map(|i| i.user.as_str()))
     }
 }
 
@@ -312,13 +327,18 @@ impl Ntp {
 impl ProcessWatch {
     /// Checks every item; the message names the offending one.
     pub fn validate(&self) -> Result<(), String> {
-        for p in &self.items {
+        Self::validate_items(&self.items)
+    }
+
+    /// [`ProcessWatch::validate`] for a list of items, as an operator's document holds them.
+    pub fn validate_items(items: &[WatchedProcess]) -> Result<(), String> {
+        for p in items {
             validate_process_name(&p.name)?;
             if p.command.trim().is_empty() {
                 return Err(format!("process {}: command must not be empty", p.name));
             }
         }
-        unique("process", self.items.iter().map(|p| p.name.as_str()))
+        unique("process", items.iter().map(|p| p.name.as_str()))
     }
 }
 

@@ -235,17 +235,7 @@ fn restart(daemon: &Daemon) -> Result<String, String> {
 }
 
 fn run(program: &Path, args: &[&str]) -> Result<(), String> {
-    match command::run_program(program, args, None, RESTART_TIMEOUT) {
-        Ok(r) if r.success() => Ok(()),
-        Ok(r) => Err(format!(
-            "{} {} {}: {}",
-            program.display(),
-            args.join(" "),
-            r.describe_failure(RESTART_TIMEOUT),
-            r.output.trim()
-        )),
-        Err(e) => Err(format!("cannot run {}: {e}", program.display())),
-    }
+    command::run_program_ok(program, args, None, RESTART_TIMEOUT)
 }
 
 #[cfg(test)]

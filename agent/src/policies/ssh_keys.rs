@@ -3,12 +3,12 @@
 //! removed. The home directory comes from `/etc/passwd`; a missing user is an error.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use apiary_proto::system::{AuthorizedKeys, SshKeys};
 
 use super::converged::Converged;
+use super::file_attributes::{self, Wanted};
 use super::{Context, Outcome, Policy, each_item};
 use crate::fsutil;
 use crate::system::accounts::{self, Account};
@@ -124,6 +124,7 @@ fn fix_dir(dir: &Path, account: &Account, fixes: &mut Vec<String>) -> Result<(),
     }
 }
 
+/// Gives `path` the account's owner and group and `mode`, noting what it corrected.
 fn fix_attributes(
     path: &Path,
     account: &Account,
@@ -138,23 +139,17 @@ fn fix_attributes(
             path.display()
         ));
     }
-    if (m.uid(), m.gid()) != (account.uid, account.gid) {
-        std::os::unix::fs::lchown(path, Some(account.uid), Some(account.gid))
-            .map_err(|e| format!("cannot chown {}: {e}", path.display()))?;
-        fixes.push(format!(
-            "{} owner {}:{} -> {}:{}",
-            name(path),
-            m.uid(),
-            m.gid(),
-            account.uid,
-            account.gid
-        ));
-    }
-    let current = m.permissions().mode() & 0o7777;
-    if current != mode {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
-            .map_err(|e| format!("cannot chmod {}: {e}", path.display()))?;
-        fixes.push(format!("{} mode {current:04o} -> {mode:04o}", name(path)));
+    let wanted = Wanted {
+        uid: Some(account.uid),
+        gid: Some(account.gid),
+        mode: Some(mode),
+    };
+    let actual =
+        file_attributes::actual(path).ok_or_else(|| format!("{} disappeared", path.display()))?;
+    let differences = wanted.differences(actual);
+    if !differences.is_empty() {
+        wanted.apply(path, actual)?;
+        fixes.push(format!("{} {}", name(path), differences.join(", ")));
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::programs;
-use crate::command::{self, CommandResult};
+use crate::command;
 
 /// Bound on one account command (they are quick; a hang must not stall the cycle).
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -132,22 +132,7 @@ pub fn set_password_hash(user: &str, hash: &str) -> Result<(), String> {
 }
 
 fn run(program: &std::path::Path, args: &[&str], input: Option<&[u8]>) -> Result<(), String> {
-    let shown = program.display();
-    match command::run_program(program, args, input, TIMEOUT) {
-        Ok(r) if r.success() => Ok(()),
-        Ok(r) => Err(failure(&shown.to_string(), &r)),
-        Err(e) => Err(format!("cannot run {shown}: {e}")),
-    }
-}
-
-fn failure(program: &str, r: &CommandResult) -> String {
-    let output = r.output.trim();
-    let mut msg = format!("{program} {}", r.describe_failure(TIMEOUT));
-    if !output.is_empty() {
-        msg.push_str(": ");
-        msg.push_str(output);
-    }
-    msg
+    command::run_program_ok(program, args, input, TIMEOUT)
 }
 
 /// Replaces the home and shell fields of `name`'s line in `/etc/passwd`, atomically.

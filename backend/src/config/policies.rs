@@ -254,23 +254,11 @@ impl PolicyConfig {
                 }
                 Ok(())
             }
-            PolicyConfig::Users(c) => Users {
-                items: c.items.clone(),
-            }
-            .validate(),
-            PolicyConfig::SshKeys(c) => SshKeys {
-                items: c.items.clone(),
-            }
-            .validate(),
-            PolicyConfig::Passwords(c) => Passwords {
-                items: c.items.clone(),
-            }
-            .validate(),
+            PolicyConfig::Users(c) => Users::validate_items(&c.items),
+            PolicyConfig::SshKeys(c) => SshKeys::validate_items(&c.items),
+            PolicyConfig::Passwords(c) => Passwords::validate_items(&c.items),
             PolicyConfig::Ntp(n) => n.validate(),
-            PolicyConfig::ProcessWatch(c) => ProcessWatch {
-                items: c.items.clone(),
-            }
-            .validate(),
+            PolicyConfig::ProcessWatch(c) => ProcessWatch::validate_items(&c.items),
             PolicyConfig::ConnectivityWatchdog(w) => w.validate(),
         }
     }
