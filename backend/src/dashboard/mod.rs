@@ -184,6 +184,52 @@ pub fn from_api<T: DeserializeOwned, U: serde::Serialize>(
         .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
+/// The report levels, least severe first.
+pub const LEVELS: [apiary_proto::device_api::Level; 4] = {
+    use apiary_proto::device_api::Level;
+    [Level::Info, Level::Warning, Level::Error, Level::Critical]
+};
+
+/// Percent-encodes a query value.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Back to `page` after a form: `params` kept in the query, and the outcome shown there as a
+/// flash message (`msg`) or error (`err`).
+pub fn after_form(
+    page: &str,
+    params: &[(&str, &str)],
+    result: Result<String, PageError>,
+) -> axum::response::Redirect {
+    let (key, text) = match result {
+        Ok(m) => ("msg", m),
+        Err(e) => ("err", e.message),
+    };
+    let mut url = format!("{page}?{key}={}", encode(&text));
+    for (k, v) in params {
+        url.push_str(&format!("&{k}={}", encode(v)));
+    }
+    axum::response::Redirect::to(&url)
+}
+
+/// A JSON document indented for reading; nothing for `null`.
+pub fn pretty(v: &serde_json::Value) -> String {
+    if v.is_null() {
+        String::new()
+    } else {
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    }
+}
+
 /// Formats Unix seconds as UTC `YYYY-MM-DD HH:MM:SS`.
 pub fn when(ts: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(ts)

@@ -61,8 +61,11 @@ pub struct DeviceCounts {
 pub trait FleetView: Send + Sync + 'static {
     /// One page of matching devices, by name, and how many match in all.
     async fn device_page(&self, q: DeviceQuery) -> Result<(Vec<Device>, u64), StoreError>;
-    /// Reports received since `since`, counted per level.
-    async fn report_level_counts(&self, since: Timestamp) -> Result<Vec<(Level, u64)>, StoreError>;
+    /// Reports per level received since each of `since` (one count per entry, in order).
+    async fn report_level_counts(
+        &self,
+        since: Vec<Timestamp>,
+    ) -> Result<Vec<(Level, Vec<u64>)>, StoreError>;
     /// The newest reports of the whole fleet.
     async fn latest_reports(&self, limit: u64) -> Result<Vec<FleetReport>, StoreError>;
     async fn device_reports(

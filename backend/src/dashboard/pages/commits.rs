@@ -9,21 +9,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::dashboard::session::SignedIn;
-use crate::dashboard::{PageError, actor, check_form, from_api, layout, when};
+use crate::dashboard::{PageError, actor, check_form, from_api, layout, pretty, when};
 use crate::diff::{self, Line};
 use crate::operator_api::commits::{self, CreateCommit};
 use crate::state::Shared;
 
 /// Commits listed on the history page.
 const HISTORY: usize = 100;
-
-fn pretty(v: &Value) -> String {
-    if v.is_null() {
-        String::new()
-    } else {
-        serde_json::to_string_pretty(v).unwrap_or_default()
-    }
-}
 
 /// The changes of a commit (or of the drafts), one diff per node and policy.
 fn changes(changes: &[Value]) -> Markup {

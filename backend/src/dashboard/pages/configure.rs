@@ -12,10 +12,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::devices::encode;
 use crate::config::policies::POLICY_NAMES;
 use crate::dashboard::session::SignedIn;
-use crate::dashboard::{PageError, actor, check_form, from_api, layout};
+use crate::dashboard::{PageError, actor, after_form, check_form, from_api, layout, pretty};
 use crate::operator_api::config::{self, NodeQuery};
 use crate::state::Shared;
 
@@ -84,10 +83,6 @@ pub async fn page(
     ))
 }
 
-fn pretty(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_default()
-}
-
 /// One policy: inherited, own, draft, and the editor.
 fn policy_section(user: &SignedIn, doc: &Value, policy: &str) -> Markup {
     let node = doc["node"].as_str().unwrap_or("/");
@@ -149,15 +144,7 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str) -> Markup {
 }
 
 fn back(node: &str, result: Result<String, PageError>) -> Redirect {
-    let (key, text) = match result {
-        Ok(m) => ("msg", m),
-        Err(e) => ("err", e.message),
-    };
-    Redirect::to(&format!(
-        "/configure?node={}&{key}={}",
-        encode(node),
-        encode(&text)
-    ))
+    after_form("/configure", &[("node", node)], result)
 }
 
 #[derive(Deserialize)]

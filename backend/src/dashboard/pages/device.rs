@@ -7,15 +7,13 @@ use axum::http::StatusCode;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::devices::encode;
 use crate::dashboard::session::SignedIn;
-use crate::dashboard::{PageError, ago, layout, when};
+use crate::dashboard::{LEVELS, PageError, ago, encode, layout, when};
 use crate::state::{Shared, now};
 use crate::store::fleet_view::{ReportQuery, ReportSort};
 
 /// Log lines shown at most.
 const LOG_LIMIT: u64 = 500;
-const LEVELS: [Level; 4] = [Level::Info, Level::Warning, Level::Error, Level::Critical];
 
 #[derive(Deserialize, Default)]
 pub struct LogQuery {

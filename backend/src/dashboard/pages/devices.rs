@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::dashboard::session::SignedIn;
-use crate::dashboard::{PageError, actor, ago, check_form, layout};
+use crate::dashboard::{PageError, actor, after_form, ago, check_form, encode, layout};
 use crate::operator_api::groups;
 use crate::state::{Shared, now};
 use crate::store::fleet_view::DeviceQuery;
@@ -186,28 +186,10 @@ fn tree(groups: &[GroupInfo], selected: Option<&str>, unassigned: u64) -> Markup
     }
 }
 
-/// Percent-encodes a query value.
-pub fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Where to go after an action: the devices page with a message.
 fn back(group: Option<&str>, result: Result<String, PageError>) -> Redirect {
-    let group = group
-        .map(|g| format!("&group={}", encode(g)))
-        .unwrap_or_default();
-    match result {
-        Ok(msg) => Redirect::to(&format!("/devices?msg={}{group}", encode(&msg))),
-        Err(e) => Redirect::to(&format!("/devices?err={}{group}", encode(&e.message))),
-    }
+    let params: Vec<(&str, &str)> = group.map(|g| ("group", g)).into_iter().collect();
+    after_form("/devices", &params, result)
 }
 
 #[derive(Deserialize)]

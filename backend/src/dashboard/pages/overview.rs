@@ -6,14 +6,13 @@ use axum::extract::State;
 use maud::{Markup, html};
 
 use crate::dashboard::session::SignedIn;
-use crate::dashboard::{PageError, ago, layout};
+use crate::dashboard::{LEVELS, PageError, ago, layout};
 use crate::state::{Shared, now};
 
 /// A device that checked in within this many seconds counts as online (three default
 /// check-in intervals, so one missed check-in does not flap it).
 pub const ONLINE_WITHIN: i64 = 900;
 
-const LEVELS: [Level; 4] = [Level::Info, Level::Warning, Level::Error, Level::Critical];
 const WINDOWS: [(&str, i64); 3] = [
     ("Last day", 86_400),
     ("Last week", 7 * 86_400),
@@ -23,17 +22,23 @@ const WINDOWS: [(&str, i64); 3] = [
 pub async fn page(State(state): State<Shared>, user: SignedIn) -> Result<Markup, PageError> {
     let now = now();
     let counts = state.store.device_counts(now - ONLINE_WITHIN).await?;
-    let mut donuts = Vec::new();
-    for (label, seconds) in WINDOWS {
-        let per_level = state.store.report_level_counts(now - seconds).await?;
-        let n = |l: Level| {
-            per_level
-                .iter()
-                .find(|(level, _)| *level == l)
-                .map_or(0, |(_, n)| *n)
-        };
-        donuts.push((label, LEVELS.map(|l| (l, n(l)))));
-    }
+    let per_level = state
+        .store
+        .report_level_counts(WINDOWS.iter().map(|(_, seconds)| now - seconds).collect())
+        .await?;
+    let donuts: Vec<_> = WINDOWS
+        .iter()
+        .enumerate()
+        .map(|(w, (label, _))| {
+            let n = |l: Level| {
+                per_level
+                    .iter()
+                    .find(|(level, _)| *level == l)
+                    .map_or(0, |(_, counts)| counts[w])
+            };
+            (*label, LEVELS.map(|l| (l, n(l))))
+        })
+        .collect();
     let latest = state.store.latest_reports(20).await?;
     Ok(layout::page(
         &user,

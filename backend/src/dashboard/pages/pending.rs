@@ -6,9 +6,8 @@ use axum::response::Redirect;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::devices::encode;
 use crate::dashboard::session::SignedIn;
-use crate::dashboard::{PageError, actor, check_form, layout, when};
+use crate::dashboard::{PageError, actor, after_form, check_form, layout, when};
 use crate::operator_api::devices;
 use crate::state::Shared;
 use crate::store::DeviceStatus;
@@ -91,8 +90,5 @@ pub async fn decide(
             ));
         }
     };
-    Ok(match result {
-        Ok(msg) => Redirect::to(&format!("/pending?msg={}", encode(&msg))),
-        Err(e) => Redirect::to(&format!("/pending?err={}", encode(&e.message))),
-    })
+    Ok(after_form("/pending", &[], result.map_err(PageError::from)))
 }

@@ -40,36 +40,31 @@ impl FleetView for SqliteStore {
                   AND (?3 = 0 OR group_path IS NULL)
                   AND (?4 IS NULL OR status = ?4)
                   AND (?5 IS NULL OR name LIKE ?5 ESCAPE '\\' OR id LIKE ?6 ESCAPE '\\')";
-            let args = params![
-                group_prefix,
-                q.group,
-                q.unassigned,
-                q.status.map(|s| s.as_str()),
-                text,
-                id_prefix
+            let status = q.status.map(|s| s.as_str());
+            let filter_args: [&dyn rusqlite::ToSql; 6] = [
+                &group_prefix,
+                &q.group,
+                &q.unassigned,
+                &status,
+                &text,
+                &id_prefix,
             ];
             let total: i64 = c.query_row(
                 &format!("SELECT COUNT(*) FROM devices {filter}"),
-                args,
+                &filter_args[..],
                 |r| r.get(0),
             )?;
             let mut stmt = c.prepare(&format!(
                 "SELECT {DEVICE_COLUMNS} FROM devices {filter} ORDER BY name, id LIMIT ?7 OFFSET ?8"
             ))?;
+            let (limit, offset) = (q.limit as i64, q.offset as i64);
+            let page_args: Vec<&dyn rusqlite::ToSql> = filter_args
+                .iter()
+                .copied()
+                .chain([&limit as &dyn rusqlite::ToSql, &offset])
+                .collect();
             let rows = stmt
-                .query_map(
-                    params![
-                        group_prefix,
-                        q.group,
-                        q.unassigned,
-                        q.status.map(|s| s.as_str()),
-                        text,
-                        id_prefix,
-                        q.limit as i64,
-                        q.offset as i64
-                    ],
-                    device_row,
-                )?
+                .query_map(&page_args[..], device_row)?
                 .collect::<Result<Vec<_>, _>>()?;
             let devices = rows
                 .into_iter()
@@ -80,19 +75,36 @@ impl FleetView for SqliteStore {
         .await
     }
 
-    async fn report_level_counts(&self, since: Timestamp) -> Result<Vec<(Level, u64)>, StoreError> {
+    async fn report_level_counts(
+        &self,
+        since: Vec<Timestamp>,
+    ) -> Result<Vec<(Level, Vec<u64>)>, StoreError> {
+        if since.is_empty() {
+            return Ok(Vec::new());
+        }
         self.with(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT level, COUNT(*) FROM reports WHERE received_at >= ?1 GROUP BY level",
-            )?;
+            // One pass over the widest window, counted for every window at once.
+            let sums = (1..=since.len())
+                .map(|i| format!("SUM(received_at >= ?{i})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let oldest = since.iter().min().copied().unwrap_or(0);
+            let mut stmt = c.prepare(&format!(
+                "SELECT level, {sums} FROM reports WHERE received_at >= ?{} GROUP BY level",
+                since.len() + 1
+            ))?;
+            let args = since.iter().chain([&oldest]);
             let rows = stmt
-                .query_map([since], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                .query_map(rusqlite::params_from_iter(args), |r| {
+                    let counts = (1..=since.len())
+                        .map(|i| r.get::<_, i64>(i).map(|n| n as u64))
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok((r.get::<_, String>(0)?, counts))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows
                 .into_iter()
-                .filter_map(|(l, n)| Some((Level::parse(&l)?, n as u64)))
+                .filter_map(|(l, n)| Some((Level::parse(&l)?, n)))
                 .collect())
         })
         .await
@@ -398,9 +410,10 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        let counts = s.report_level_counts(0).await.unwrap();
+        let counts = s.report_level_counts(vec![0, 101]).await.unwrap();
         assert_eq!(counts.len(), 3);
-        assert!(s.report_level_counts(101).await.unwrap().is_empty());
+        assert!(counts.iter().all(|(_, n)| n == &vec![1, 0]), "{counts:?}");
+        assert!(s.report_level_counts(vec![101]).await.unwrap().is_empty());
         let errors = s
             .error_counts(vec!["aa01".into(), "aa02".into()], 0)
             .await
