@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod browser;
+pub mod dashboard_client;
 pub mod relay;
 pub mod rootfs;
 

@@ -8,6 +8,7 @@
 use apiary_tests::browser::Browser;
 use apiary_tests::{Agent, Backend, wait_child, wait_for};
 use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
 
 /// Waits until the browser shows a page whose element `css` contains `text`.
 fn wait_text(browser: &Browser, css: &str, text: &str) {
@@ -72,20 +73,56 @@ fn an_operator_rolls_out_a_template_from_the_dashboard() {
     browser.screenshot("04-devices");
     assert_eq!(backend.device(&id)["group"], "/lab");
 
-    // A templated file for the group, drafted in the configure page.
+    // A templated file and a plain one for the group, drafted in the configure page's
+    // form; the second file's row comes from "Add file" (JavaScript).
     backend.upload(
         "/templates/motd.tmpl",
         b"Welcome to {{site}} ({{sys.arch}})\n",
     );
+    backend.upload("/files/issue", b"lab device\n");
     let dest = agent.root("etc/motd");
-    let document = json!({"sets": [{"label": "motd", "parameters": {"site": "the lab"},
-        "files": [{"source": "/templates/motd.tmpl", "destination": dest, "template": true}]}]});
+    let issue = agent.root("etc/issue");
     browser.goto(&format!("{base}/configure?node=/lab"));
     wait_text(&browser, "h1", "Configure /lab");
     browser.click("#policy-file_distribution button[data-reveal]");
-    browser.fill("#edit-file_distribution textarea", &document.to_string());
-    browser.click("#edit-file_distribution button[type=submit]");
+    let set = "#edit-file_distribution [name='f.sets.0";
+    browser.fill(&format!("{set}.label']"), "motd");
+    browser.fill(&format!("{set}.parameters.0.k']"), "site");
+    browser.fill(&format!("{set}.parameters.0.v']"), "the lab");
+    browser.fill(&format!("{set}.files.0.source']"), "/templates/motd.tmpl");
+    browser.fill(
+        &format!("{set}.files.0.destination']"),
+        dest.to_str().unwrap(),
+    );
+    browser.click(&format!("{set}.files.0.template']"));
+    browser.click("#edit-file_distribution button[data-list='f.sets.0.files']");
+    browser.fill(&format!("{set}.files.1.source']"), "/files/issue");
+    browser.fill(
+        &format!("{set}.files.1.destination']"),
+        issue.to_str().unwrap(),
+    );
+    browser.fill(&format!("{set}.files.1.mode']"), "0600");
+    browser.screenshot("05-configure-form");
+    browser.click("#edit-file_distribution form.policy-form button[type=submit]");
     wait_text(&browser, ".flash", "file_distribution on /lab: draft saved");
+    wait_text(&browser, "#drafts-pending", "1 draft change");
+    // The saved draft comes back into the same form.
+    assert_eq!(
+        browser.script(&format!(
+            "return document.querySelector(\"{set}.files.1.mode']\").value"
+        )),
+        json!("0600")
+    );
+
+    // A form with a bad value is refused with a message naming it, and drafts nothing.
+    browser.click("#policy-settings button[data-reveal]");
+    browser.fill("#edit-settings [name='f.interval_seconds']", "5");
+    browser.click("#edit-settings form.policy-form button[type=submit]");
+    wait_text(
+        &browser,
+        ".flash.error",
+        "interval_seconds must be at least 10",
+    );
     wait_text(&browser, "#drafts-pending", "1 draft change");
     browser.screenshot("05-configure");
 
@@ -107,10 +144,33 @@ fn an_operator_rolls_out_a_template_from_the_dashboard() {
         std::fs::read_to_string(&dest).unwrap(),
         format!("Welcome to the lab ({arch})\n")
     );
+    assert_eq!(std::fs::read_to_string(&issue).unwrap(), "lab device\n");
+    let mode = std::fs::metadata(&issue).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "mode from the form");
     browser.goto(&commit_url);
     wait_text(&browser, "#rollout-counts", "converged: 1");
     assert!(browser.text("#rollout").contains("converged"));
     browser.screenshot("07-commit-rollout");
+
+    // The device inherits the group's files: shown read-only, each set with its node.
+    browser.goto(&format!("{base}/configure?node={id}"));
+    wait_text(
+        &browser,
+        "#policy-file_distribution .inherited-from",
+        "/lab",
+    );
+    let inherited = "#policy-file_distribution .inherited";
+    assert!(
+        browser
+            .text(&format!("{inherited} legend"))
+            .contains("from /lab")
+    );
+    assert_eq!(
+        browser.count(&format!("{inherited} input:not([disabled])")),
+        0,
+        "inherited values are read-only"
+    );
+    browser.screenshot("07-configure-device");
 
     // The device's log shows the change, and searching it works.
     browser.goto(&format!("{base}/devices/{id}"));

@@ -4,6 +4,7 @@
 pub mod commit;
 pub mod compile;
 pub mod effective;
+pub mod masking;
 pub mod node;
 pub mod passwords;
 pub mod policies;

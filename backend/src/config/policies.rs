@@ -264,41 +264,6 @@ impl PolicyConfig {
     }
 }
 
-/// A policy document as the API shows it: secret values and password hashes replaced by a
-/// mask.
-pub fn masked(policy: &str, body: &serde_json::Value) -> serde_json::Value {
-    let mut body = body.clone();
-    if policy == "passwords"
-        && let Some(items) = body
-            .get_mut("items")
-            .and_then(serde_json::Value::as_array_mut)
-    {
-        for item in items {
-            if let Some(hash) = item.get_mut("hash") {
-                *hash = serde_json::Value::String(crate::secrets::MASK.to_string());
-            }
-        }
-    }
-    if policy == "parameters"
-        && let Some(secrets) = body
-            .get_mut("secrets")
-            .and_then(serde_json::Value::as_object_mut)
-    {
-        for value in secrets.values_mut() {
-            *value = serde_json::Value::String(crate::secrets::MASK.to_string());
-        }
-    }
-    body
-}
-
-/// Masks the documents of a list of changes (commits, dry runs).
-pub fn mask_changes(changes: &mut [crate::store::ConfigChange]) {
-    for c in changes {
-        c.before = c.before.as_ref().map(|b| masked(&c.policy, b));
-        c.after = c.after.as_ref().map(|a| masked(&c.policy, a));
-    }
-}
-
 fn from_value<T: serde::de::DeserializeOwned>(body: &serde_json::Value) -> Result<T, String> {
     T::deserialize(body).map_err(|e| e.to_string())
 }
@@ -416,14 +381,6 @@ mod tests {
         }
         assert_eq!(parse_mode("0640"), Ok(0o640));
         assert_eq!(parse_mode("755"), Ok(0o755));
-    }
-
-    #[test]
-    fn password_hashes_are_masked() {
-        let body = json!({"items": [{"user": "root", "hash": "$6$salt$abc"}]});
-        let shown = masked("passwords", &body);
-        assert_eq!(shown["items"][0]["hash"], crate::secrets::MASK);
-        assert_eq!(shown["items"][0]["user"], "root");
     }
 
     #[test]

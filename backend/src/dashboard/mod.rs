@@ -4,6 +4,7 @@
 
 mod layout;
 mod pages;
+mod policy_forms;
 pub mod session;
 
 use axum::Router;
@@ -32,6 +33,7 @@ pub fn router(state: Shared, secure_cookies: bool) -> Router {
         .route("/pending", get(pages::pending::page))
         .route("/pending/decide", post(pages::pending::decide))
         .route("/configure", get(pages::configure::page))
+        .route("/configure/form", post(pages::configure::save_form))
         .route("/configure/save", post(pages::configure::save))
         .route("/configure/unset", post(pages::configure::unset))
         .route(

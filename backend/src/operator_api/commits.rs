@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Actor;
 use crate::config::commit::{self, CommitError, CommitOutcome};
-use crate::config::policies::{mask_changes, masked};
+use crate::config::masking::{mask_changes, masked};
 use crate::error::ApiError;
 use crate::state::{Shared, now};
 use crate::store::{AuditEntry, AuditFilter, Commit, RolloutEntry, RolloutState};

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Actor;
 use crate::config::effective::{ConfigTree, Effective};
+use crate::config::masking::{masked, restore_masked};
 use crate::config::node::Node;
-use crate::config::policies::{PolicyConfig, masked};
+use crate::config::policies::PolicyConfig;
 use crate::error::ApiError;
 use crate::state::Shared;
 
@@ -114,6 +115,7 @@ pub async fn set(
     let node = resolve(&state, &q.node).await?;
     let body = crate::config::passwords::hash_plaintext(&policy, body)
         .map_err(|e| ApiError::bad_request(format!("{policy}: {e}")))?;
+    let body = keep_masked_values(&state, &node, &policy, body).await?;
     PolicyConfig::parse(&policy, &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     state
         .store
@@ -131,6 +133,39 @@ pub async fn set(
     Ok(Json(
         serde_json::json!({"node": node.key(), "policy": policy, "draft": shown}),
     ))
+}
+
+/// Puts back the stored secrets behind masks in `body`: the node's draft, else its committed
+/// document, else what it inherits (an operator breaking inheritance keeps the hashes).
+async fn keep_masked_values(
+    state: &Shared,
+    node: &Node,
+    policy: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, ApiError> {
+    if !body.to_string().contains(crate::secrets::MASK) {
+        return Ok(body);
+    }
+    let draft = state
+        .store
+        .drafts()
+        .await?
+        .into_iter()
+        .find(|(n, p, _)| n == node.key() && p == policy)
+        .and_then(|(_, _, body)| body);
+    let active = state.store.active_config().await?;
+    let own = active
+        .iter()
+        .find(|e| e.node == node.key() && e.policy == policy)
+        .map(|e| e.body.clone());
+    let inherited = effective_for(state, node, active)
+        .await?
+        .remove(policy)
+        .map(|e| e.body);
+    let stored: Vec<&serde_json::Value> =
+        [&draft, &own, &inherited].into_iter().flatten().collect();
+    restore_masked(policy, body, &stored)
+        .map_err(|e| ApiError::bad_request(format!("{policy} on {node}: {e}")))
 }
 
 /// `DELETE /api/v1/config/{policy}?node=N`: drafts removing the node's own document.

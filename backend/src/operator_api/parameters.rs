@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 
 use super::auth::Actor;
 use super::config::NodeQuery;
+use crate::config::masking::masked;
 use crate::config::node::Node;
-use crate::config::policies::{PolicyConfig, masked, validate_parameter_key};
+use crate::config::policies::{PolicyConfig, validate_parameter_key};
 use crate::error::ApiError;
 use crate::secrets::MASK;
 use crate::state::Shared;

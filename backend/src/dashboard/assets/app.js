@@ -7,6 +7,20 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   }
+  // "Add ..." in a policy form: a copy of the list's blank-row template, numbered after the
+  // last row. Clicks are delegated so rows added to a new file set work too.
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-add-row]");
+    if (!button) return;
+    const list = button.closest(".records");
+    const template = list && list.querySelector(":scope > template");
+    const rows = list && list.querySelector(":scope > [data-rows], :scope > table > tbody[data-rows]");
+    if (!template || !rows) return;
+    const next = Number(button.dataset.next);
+    rows.insertAdjacentHTML("beforeend",
+      template.innerHTML.replaceAll(template.dataset.placeholder, String(next)));
+    button.dataset.next = String(next + 1);
+  });
   // "Edit" on an inherited policy reveals the editor, prefilled with what is inherited.
   for (const button of document.querySelectorAll("button[data-reveal]")) {
     button.addEventListener("click", () => {

@@ -1,18 +1,25 @@
-//! `GET /configure?node=N`: every policy of a node: what it inherits (read-only, with the
-//! node it comes from), its own document and draft, and forms to draft a document (which
-//! breaks inheritance for replace-type policies) or drop the node's own one.
+//! `GET /configure?node=N`: every policy of a node as a form: what it inherits
+//! (read-only, each item with the node it comes from), its own document or draft in an
+//! editor, and buttons to draft the document (which breaks inheritance for replace-type
+//! policies) or drop the node's own one.
 //!
-//! Documents are edited as JSON, the same documents as `apiary config set` takes, and go
-//! through the same handler, so validation and plaintext-password hashing are identical.
+//! Forms become the same JSON documents `apiary config set` takes ("Edit as JSON" offers
+//! them raw) and go through the same handler, so validation, plaintext-password hashing
+//! and masking are identical.
+
+use std::collections::BTreeMap;
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::Redirect;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::policies::POLICY_NAMES;
+use crate::dashboard::policy_forms::catalogue::form_for;
+use crate::dashboard::policy_forms::{parse, render};
 use crate::dashboard::session::SignedIn;
 use crate::dashboard::{PageError, actor, after_form, check_form, from_api, layout, pretty};
 use crate::operator_api::config::{self, NodeQuery};
@@ -64,6 +71,11 @@ pub async fn page(
     let body = match shown {
         Err(e) => html! { p.error { (e.message) } },
         Ok(doc) => html! {
+            nav.policy-index #policy-index {
+                @for policy in POLICY_NAMES {
+                    a href={ "#policy-" (policy) } { (policy) " " span.muted { (status(&doc, policy)) } }
+                }
+            }
             @for policy in POLICY_NAMES {
                 (policy_section(&user, &doc, policy))
             }
@@ -83,8 +95,27 @@ pub async fn page(
     ))
 }
 
-/// One policy: inherited, own, draft, and the editor.
+/// Where a policy stands on the node, in a few words.
+fn status(doc: &Value, policy: &str) -> String {
+    let node = doc["node"].as_str().unwrap_or("/");
+    let own = &doc["policies"][policy];
+    let from = doc["effective"][policy]["from"].as_str();
+    if own.get("draft").is_some() {
+        "draft".into()
+    } else if own.get("active").is_some() || from == Some(node) {
+        "set here".into()
+    } else if let Some(from) = from {
+        format!("from {from}")
+    } else {
+        "not managed".into()
+    }
+}
+
+/// One policy: inherited, own, draft, and the editors.
 fn policy_section(user: &SignedIn, doc: &Value, policy: &str) -> Markup {
+    let Some(form) = form_for(policy) else {
+        return html! {};
+    };
     let node = doc["node"].as_str().unwrap_or("/");
     let own = &doc["policies"][policy];
     let active = own.get("active").filter(|v| !v.is_null());
@@ -92,43 +123,65 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str) -> Markup {
     let effective = doc["effective"].get(policy);
     let from = effective.and_then(|e| e["from"].as_str());
     let inherited = effective.filter(|_| from != Some(node));
-    // The editor starts from the draft, else the node's own document, else what it inherits.
+    let per_key = policy == "parameters";
+    // The editor starts from the draft, else the node's own document, else what it
+    // inherits; parameters merge key by key, so a node starts with its own keys only.
     let start = match (draft, active, inherited) {
-        (Some(d), _, _) if !d.is_null() => pretty(d),
-        (_, Some(a), _) => pretty(a),
-        (_, _, Some(e)) => pretty(&e["body"]),
-        _ => String::new(),
+        (Some(d), _, _) if !d.is_null() => d,
+        (_, Some(a), _) => a,
+        (_, _, Some(e)) if !per_key => &e["body"],
+        _ => &Value::Null,
     };
     let has_own = active.is_some() || draft.is_some_and(|d| !d.is_null());
     let editor_id = format!("edit-{policy}");
+    let reveal = match (inherited.is_some(), per_key) {
+        (_, true) => "Set values here",
+        (true, false) => "Edit (break inheritance)",
+        (false, false) => "Set here",
+    };
+    let no_origins = BTreeMap::new();
     html! {
-        section.card id={ "policy-" (policy) } style="margin-top: 1rem" {
+        section.card.policy id={ "policy-" (policy) } {
             h2 { (policy) }
+            p.muted { (form.summary) }
             @if let Some(e) = inherited {
                 p { "Inherited from " strong.inherited-from { (e["from"].as_str().unwrap_or("?")) } " (read-only):" }
-                pre.doc { (pretty(&e["body"])) }
+                div.inherited {
+                    (render::read_only(form.fields, &e["body"], render::Origins {
+                        items: &strings(&e["items_from"]),
+                        keys: e["keys_from"].as_object().map(|k| k.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("?").to_string()))
+                            .collect()).as_ref().unwrap_or(&no_origins),
+                    }))
+                }
             } @else if effective.is_none() && !has_own {
                 p.muted { "Not set here or above: the policy is not managed." }
             }
-            @if let Some(a) = active {
-                p { "This node's committed document:" }
-                pre.doc { (pretty(a)) }
-            }
             @match draft {
                 Some(Value::Null) => p.flash { "Draft: remove this node's document (inherit again)." },
-                Some(d) => { p.flash { "Draft, not committed yet:" } pre.doc { (pretty(d)) } },
+                Some(_) => p.flash { "Draft, not committed yet: the form shows it." },
                 None => {},
             }
             @if !has_own {
-                button.secondary type="button" data-reveal=(editor_id) { @if inherited.is_some() { "Edit (break inheritance)" } @else { "Set here" } }
+                button.secondary type="button" data-reveal=(editor_id) { (reveal) }
             }
             div id=(editor_id) hidden[!has_own] {
-                form method="post" action="/configure/save" {
+                form.policy-form method="post" action="/configure/form" {
                     (layout::csrf(user))
                     input type="hidden" name="node" value=(node);
                     input type="hidden" name="policy" value=(policy);
-                    textarea name="document" spellcheck="false" { (start) }
+                    (render::editor(form.fields, start))
                     p { button type="submit" { "Save draft" } }
+                }
+                details.json-editor {
+                    summary { "Edit as JSON" }
+                    form method="post" action="/configure/save" {
+                        (layout::csrf(user))
+                        input type="hidden" name="node" value=(node);
+                        input type="hidden" name="policy" value=(policy);
+                        textarea name="document" spellcheck="false" { (pretty(start)) }
+                        p { button type="submit" { "Save draft" } }
+                    }
                 }
             }
             @if has_own {
@@ -141,6 +194,15 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str) -> Markup {
             }
         }
     }
+}
+
+/// A JSON array of strings (e.g. `items_from`), or nothing.
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
 }
 
 fn back(node: &str, result: Result<String, PageError>) -> Redirect {
@@ -156,7 +218,7 @@ pub struct SaveForm {
     document: String,
 }
 
-/// `POST /configure/save`: drafts a document.
+/// `POST /configure/save`: drafts a document typed as JSON.
 pub async fn save(
     State(state): State<Shared>,
     user: SignedIn,
@@ -166,21 +228,84 @@ pub async fn save(
     let parsed: Result<Value, String> = serde_json::from_str(&f.document)
         .map_err(|e| format!("{}: the document is not valid JSON: {e}", f.policy));
     let result = match parsed {
-        Err(e) => Err(PageError::new(axum::http::StatusCode::BAD_REQUEST, e)),
-        Ok(body) => config::set(
-            State(state),
-            actor(&user),
-            Path(f.policy.clone()),
-            Query(NodeQuery {
-                node: f.node.clone(),
-            }),
-            Ok(axum::Json(body)),
-        )
-        .await
-        .map(|_| format!("{} on {}: draft saved", f.policy, f.node))
-        .map_err(PageError::from),
+        Err(e) => Err(PageError::new(StatusCode::BAD_REQUEST, e)),
+        Ok(body) => draft(&state, &user, &f.node, &f.policy, body).await,
     };
     Ok(back(&f.node, result))
+}
+
+/// `POST /configure/form`: drafts the document a policy form describes.
+pub async fn save_form(
+    State(state): State<Shared>,
+    user: SignedIn,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Redirect, PageError> {
+    let input = |name: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (node, policy) = (input("node"), input("policy"));
+    check_form(&user, &input("csrf"))?;
+    let Some(form) = form_for(&policy) else {
+        return Ok(back(
+            &node,
+            Err(PageError::new(
+                StatusCode::BAD_REQUEST,
+                format!("no form for policy {policy:?}"),
+            )),
+        ));
+    };
+    let result = match parse::document(form.fields, &parse::FormData::new(&pairs)) {
+        Err(e) => Err(PageError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{policy} on {node}: {e}"),
+        )),
+        Ok(mut body) => {
+            seal_typed_secrets(&state, &policy, &mut body);
+            draft(&state, &user, &node, &policy, body).await
+        }
+    };
+    Ok(back(&node, result))
+}
+
+/// Secrets typed into the parameters form are sealed before they go anywhere; a masked
+/// one stands for the stored value and is left for the API to put back.
+fn seal_typed_secrets(state: &Shared, policy: &str, body: &mut Value) {
+    if policy != "parameters" {
+        return;
+    }
+    if let Some(secrets) = body.get_mut("secrets").and_then(Value::as_object_mut) {
+        for (key, value) in secrets.iter_mut() {
+            if let Some(plain) = value.as_str().filter(|v| *v != crate::secrets::MASK) {
+                *value = Value::String(state.secrets.seal(key, plain));
+            }
+        }
+    }
+}
+
+/// Drafts `body` through the API's handler; the flash message on success.
+async fn draft(
+    state: &Shared,
+    user: &SignedIn,
+    node: &str,
+    policy: &str,
+    body: Value,
+) -> Result<String, PageError> {
+    config::set(
+        State(state.clone()),
+        actor(user),
+        Path(policy.to_string()),
+        Query(NodeQuery {
+            node: node.to_string(),
+        }),
+        Ok(axum::Json(body)),
+    )
+    .await
+    .map(|_| format!("{policy} on {node}: draft saved"))
+    .map_err(PageError::from)
 }
 
 #[derive(Deserialize)]
