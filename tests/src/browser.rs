@@ -1,8 +1,9 @@
-//! A real browser for dashboard tests: Debian's headless Chromium driven through
-//! ChromeDriver's W3C WebDriver protocol (plain HTTP on loopback), with just the commands the
-//! tests use.
+//! A real browser for dashboard tests, driven through the W3C WebDriver protocol (plain HTTP
+//! on loopback) with just the commands the tests use: Debian's headless Chromium through
+//! ChromeDriver, or Debian's headless Firefox ESR through geckodriver.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -13,13 +14,17 @@ use crate::wait_for;
 /// The W3C key under which an element reference comes back.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// A headless Chromium session.
+/// The window size the dashboard is checked at.
+const WINDOW: (u32, u32) = (1400, 1000);
+
+/// A headless browser session (Chromium or Firefox) and the WebDriver server behind it.
 pub struct Browser {
     driver: Child,
     base: String,
     session: String,
     agent: ureq::Agent,
-    profile: tempfile::TempDir,
+    /// Removed only after `drop` has ended the browser, as fields drop after it.
+    _profile: tempfile::TempDir,
     shots: PathBuf,
 }
 
@@ -32,46 +37,50 @@ pub fn screenshot_dir() -> PathBuf {
         .join("dashboard-screenshots")
 }
 
+/// Where `scripts/setup-browser` installs geckodriver, which Debian does not package:
+/// `$APIARY_TOOLS_DIR` (default `~/.cache/apiary-tools`), then `bin/geckodriver`.
+pub fn geckodriver_path() -> PathBuf {
+    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    let tools = env("APIARY_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            env("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| env("HOME").map(|home| Path::new(&home).join(".cache")))
+                .expect("HOME or XDG_CACHE_HOME is set")
+                .join("apiary-tools")
+        });
+    tools.join("bin").join("geckodriver")
+}
+
+/// A free loopback port for a WebDriver server to listen on.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 impl Browser {
-    /// Starts ChromeDriver and a headless Chromium with a fresh profile.
+    /// Starts ChromeDriver and a headless Chromium; the same as [`Browser::chromium`].
     pub fn start() -> Self {
+        Self::chromium()
+    }
+
+    /// Starts ChromeDriver and a headless Chromium with a fresh profile.
+    pub fn chromium() -> Self {
         for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
             assert!(
                 Path::new(tool).exists(),
-                "{tool} missing: scripts/setup installs Debian's chromium and chromium-driver"
+                "{tool} missing: scripts/setup-browser installs Debian's chromium and chromium-driver"
             );
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let driver = Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let base = format!("http://127.0.0.1:{port}");
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        wait_for(|| {
-            let r = agent.get(format!("{base}/status")).call().ok()?;
-            let v: Value = r.into_body().read_json().ok()?;
-            v["value"]["ready"].as_bool().filter(|r| *r)
-        });
+        let port = free_port();
+        let mut driver = Command::new("/usr/bin/chromedriver");
+        driver.arg(format!("--port={port}"));
         let profile = tempfile::tempdir().expect("temp dir");
-        let mut browser = Browser {
-            driver,
-            base,
-            session: String::new(),
-            agent,
-            profile,
-            shots: screenshot_dir(),
-        };
         // Flags as on a closed network: no background fetches, no QUIC, no sandbox as root.
-        let caps = json!({"capabilities": {"alwaysMatch": {
+        let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
@@ -79,16 +88,94 @@ impl Browser {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--disable-quic", "--no-first-run",
-                    "--window-size=1400,1000",
-                    format!("--user-data-dir={}", browser.profile.path().display())
+                    format!("--window-size={},{}", WINDOW.0, WINDOW.1),
+                    format!("--user-data-dir={}", profile.path().display())
                 ]
             }
-        }}});
-        let answer = browser.call("POST", "/session", Some(caps));
+        });
+        Self::launch(driver, port, profile, caps)
+    }
+
+    /// Starts geckodriver and a headless Firefox ESR with a fresh profile.
+    pub fn firefox() -> Self {
+        let geckodriver = geckodriver_path();
+        for tool in [Path::new("/usr/bin/firefox-esr"), &geckodriver] {
+            assert!(
+                tool.exists(),
+                "{} missing: scripts/setup-browser installs Debian's firefox-esr and geckodriver",
+                tool.display()
+            );
+        }
+        let port = free_port();
+        let mut driver = Command::new(geckodriver);
+        driver.args(["--host", "127.0.0.1", "--port", &port.to_string()]);
+        // Firefox's own test switch: it refuses connections to anything but loopback, and
+        // only with it does a release build honour the Remote Settings server pref below.
+        // Set on the driver because Firefox inherits its environment, whereas geckodriver
+        // applies `moz:firefoxOptions.env` only to Firefox on Android.
+        driver.env("MOZ_DISABLE_NONLOCAL_CONNECTIONS", "1");
+        let profile = tempfile::tempdir().expect("temp dir");
+        let caps = json!({
+            "browserName": "firefox",
+            "moz:firefoxOptions": {
+                "binary": "/usr/bin/firefox-esr",
+                "args": [
+                    "-headless", "-no-remote",
+                    "-profile", profile.path().to_str().expect("a UTF-8 temp path"),
+                ],
+                "prefs": firefox_prefs(),
+            }
+        });
+        Self::launch(driver, port, profile, caps)
+    }
+
+    /// Runs a WebDriver server on `port`, waits until it is ready, and opens a session.
+    fn launch(mut driver: Command, port: u16, profile: tempfile::TempDir, caps: Value) -> Self {
+        // Its own process group, so that Drop can end the browser with it even when the
+        // session could not be closed politely.
+        let driver = driver
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the WebDriver server starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut browser = Browser {
+            driver,
+            base,
+            session: String::new(),
+            agent,
+            _profile: profile,
+            shots: screenshot_dir(),
+        };
+        wait_for(|| {
+            let r = browser
+                .agent
+                .get(format!("{}/status", browser.base))
+                .call()
+                .ok()?;
+            let v: Value = r.into_body().read_json().ok()?;
+            v["value"]["ready"].as_bool().filter(|r| *r)
+        });
+        let answer = browser.call(
+            "POST",
+            "/session",
+            Some(json!({"capabilities": {"alwaysMatch": caps}})),
+        );
         browser.session = answer["value"]["sessionId"]
             .as_str()
             .expect("a new session has an id")
             .to_string();
+        // Chromium already has this size from its flags; Firefox takes it only this way.
+        browser.session_call(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": WINDOW.0, "height": WINDOW.1})),
+        );
         browser
     }
 
@@ -211,9 +298,64 @@ impl Drop for Browser {
                 .delete(format!("{}/session/{}", self.base, self.session))
                 .call();
         }
+        // The browser and its helpers share the driver's process group (see `launch`); a
+        // negative pid signals the whole group. `kill` the program, as std has no killpg.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// Preferences that keep Firefox off the network except for the pages a test opens: no
+/// updates, telemetry, Safe Browsing lists, captive-portal or connectivity probes, remote
+/// settings, add-on or plug-in downloads, push, geolocation or DNS-over-HTTPS.
+fn firefox_prefs() -> Value {
+    json!({
+        "app.update.enabled": false,
+        "app.update.auto": false,
+        "app.normandy.enabled": false,
+        "app.shield.optoutstudies.enabled": false,
+        "browser.safebrowsing.malware.enabled": false,
+        "browser.safebrowsing.phishing.enabled": false,
+        "browser.safebrowsing.downloads.enabled": false,
+        "browser.safebrowsing.downloads.remote.enabled": false,
+        "browser.safebrowsing.blockedURIs.enabled": false,
+        "browser.safebrowsing.provider.mozilla.updateURL": "",
+        "browser.safebrowsing.provider.google4.updateURL": "",
+        "browser.safebrowsing.provider.google.updateURL": "",
+        "browser.search.update": false,
+        "browser.region.update.enabled": false,
+        "browser.region.network.url": "",
+        "browser.newtabpage.enabled": false,
+        "browser.startup.page": 0,
+        "browser.startup.homepage": "about:blank",
+        "browser.shell.checkDefaultBrowser": false,
+        "browser.ping-centre.telemetry": false,
+        "network.captive-portal-service.enabled": false,
+        "network.connectivity-service.enabled": false,
+        "network.trr.mode": 5,
+        "network.dns.disablePrefetch": true,
+        "network.prefetch-next": false,
+        "network.http.speculative-parallel-limit": 0,
+        "datareporting.healthreport.uploadEnabled": false,
+        "datareporting.policy.dataSubmissionEnabled": false,
+        "toolkit.telemetry.enabled": false,
+        "toolkit.telemetry.unified": false,
+        "toolkit.telemetry.archive.enabled": false,
+        "extensions.update.enabled": false,
+        "extensions.getAddons.cache.enabled": false,
+        "extensions.blocklist.enabled": false,
+        // Remote Settings has no off switch. Its usual test value, a `data:` URL, still
+        // sends the Rust client to the production server, so a closed loopback port instead.
+        "services.settings.server": "http://127.0.0.1:9/v1",
+        "media.gmp-manager.url": "",
+        "media.gmp-gmpopenh264.enabled": false,
+        "dom.push.connection.enabled": false,
+        "geo.provider.network.url": "",
+    })
 }
 
 /// Standard base64 (the screenshot encoding), without a dependency for it.

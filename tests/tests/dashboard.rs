@@ -1,9 +1,10 @@
-//! The dashboard in a real browser (Debian's headless Chromium through ChromeDriver), against
-//! a real backend and a real agent: log in, approve the agent, move it into a group,
-//! configure a templated file, commit, converge, follow the rollout and search the device's
-//! log. Every page is saved as a screenshot under `target/dashboard-screenshots/`.
+//! The dashboard in real browsers (Debian's headless Chromium through ChromeDriver, and
+//! Debian's Firefox ESR through geckodriver), against a real backend and a real agent: log
+//! in, approve the agent, move it into a group, configure a templated file in the policy
+//! form, commit, converge, follow the rollout and search the device's log. Every page is
+//! saved as a screenshot under `target/dashboard-screenshots/`.
 //!
-//! Ignored by default (it needs Chromium); `scripts/test` installs it and runs it.
+//! Ignored by default (it needs the browsers); `scripts/test` installs them and runs it.
 
 use apiary_tests::browser::Browser;
 use apiary_tests::{Agent, Backend, wait_child, wait_for};
@@ -17,10 +18,21 @@ fn wait_text(browser: &Browser, css: &str, text: &str) {
 
 #[test]
 #[ignore = "needs Debian's chromium and chromium-driver; scripts/test installs them and runs it"]
-fn an_operator_rolls_out_a_template_from_the_dashboard() {
+fn an_operator_rolls_out_a_template_in_chromium() {
+    an_operator_rolls_out_a_template(Browser::chromium(), "chromium");
+}
+
+#[test]
+#[ignore = "needs firefox-esr and geckodriver; scripts/test installs them and runs it"]
+fn an_operator_rolls_out_a_template_in_firefox() {
+    an_operator_rolls_out_a_template(Browser::firefox(), "firefox");
+}
+
+/// The whole operator flow in `browser`; screenshots are named `{name}-NN-page.png`.
+fn an_operator_rolls_out_a_template(browser: Browser, name: &str) {
     let backend = Backend::start();
     let base = backend.operator_url.clone();
-    let browser = Browser::start();
+    let screenshot = |page: &str| browser.screenshot(&format!("{name}-{page}"));
 
     // A failed login is refused, and says so.
     browser.goto(&format!("{base}/"));
@@ -28,7 +40,7 @@ fn an_operator_rolls_out_a_template_from_the_dashboard() {
         browser.url().ends_with("/login"),
         "signed-out visitors land on the login page"
     );
-    browser.screenshot("01-login");
+    screenshot("01-login");
     browser.fill("#username", "admin");
     browser.fill("#password", "not the password");
     browser.click("#login");
@@ -38,7 +50,7 @@ fn an_operator_rolls_out_a_template_from_the_dashboard() {
     browser.fill("#password", &backend.dashboard_password);
     browser.click("#login");
     wait_text(&browser, "h1", "Overview");
-    browser.screenshot("02-overview");
+    screenshot("02-overview");
 
     // A real agent asks to enrol; the operator approves it on the pending page.
     let agent = Agent::new("dash-device-1");
@@ -51,7 +63,7 @@ fn an_operator_rolls_out_a_template_from_the_dashboard() {
     });
     browser.goto(&format!("{base}/pending"));
     wait_text(&browser, "#pending-devices", "dash-device-1");
-    browser.screenshot("03-pending");
+    screenshot("03-pending");
     browser.click(&format!("tr[data-device='{id}'] button[value=approve]"));
     wait_text(&browser, ".flash", "approved dash-device-1");
     assert!(
@@ -70,7 +82,7 @@ fn an_operator_rolls_out_a_template_from_the_dashboard() {
     browser.click("#devices form button");
     wait_text(&browser, ".flash", "moved");
     wait_text(&browser, "#devices", "dash-device-1");
-    browser.screenshot("04-devices");
+    screenshot("04-devices");
     assert_eq!(backend.device(&id)["group"], "/lab");
 
     // A templated file and a plain one for the group, drafted in the configure page's
@@ -84,7 +96,7 @@ fn an_operator_rolls_out_a_template_from_the_dashboard() {
     let issue = agent.root("etc/issue");
     browser.goto(&format!("{base}/configure?node=/lab"));
     wait_text(&browser, "h1", "Configure /lab");
-    browser.click("#policy-file_distribution button[data-reveal]");
+    browser.click("#edit-file_distribution > summary");
     let set = "#edit-file_distribution [name='f.sets.0";
     browser.fill(&format!("{set}.label']"), "motd");
     browser.fill(&format!("{set}.parameters.0.k']"), "site");
@@ -102,7 +114,7 @@ fn an_operator_rolls_out_a_template_from_the_dashboard() {
         issue.to_str().unwrap(),
     );
     browser.fill(&format!("{set}.files.1.mode']"), "0600");
-    browser.screenshot("05-configure-form");
+    screenshot("05-configure-form");
     browser.click("#edit-file_distribution form.policy-form button[type=submit]");
     wait_text(&browser, ".flash", "file_distribution on /lab: draft saved");
     wait_text(&browser, "#drafts-pending", "1 draft change");
@@ -115,7 +127,7 @@ fn an_operator_rolls_out_a_template_from_the_dashboard() {
     );
 
     // A form with a bad value is refused with a message naming it, and drafts nothing.
-    browser.click("#policy-settings button[data-reveal]");
+    browser.click("#edit-settings > summary");
     browser.fill("#edit-settings [name='f.interval_seconds']", "5");
     browser.click("#edit-settings form.policy-form button[type=submit]");
     wait_text(
@@ -124,13 +136,13 @@ fn an_operator_rolls_out_a_template_from_the_dashboard() {
         "interval_seconds must be at least 10",
     );
     wait_text(&browser, "#drafts-pending", "1 draft change");
-    browser.screenshot("05-configure");
+    screenshot("05-configure");
 
     // Commit, after seeing which devices it reaches.
     browser.goto(&format!("{base}/commit"));
     wait_text(&browser, "#impact-summary", "1 device(s) get a new bundle");
     assert!(browser.text("#impacted").contains("dash-device-1"));
-    browser.screenshot("06-commit-preview");
+    screenshot("06-commit-preview");
     browser.fill("#message", "motd for the lab");
     browser.click("#confirm-commit");
     wait_text(&browser, "h1", "Commit #");
@@ -150,7 +162,7 @@ fn an_operator_rolls_out_a_template_from_the_dashboard() {
     browser.goto(&commit_url);
     wait_text(&browser, "#rollout-counts", "converged: 1");
     assert!(browser.text("#rollout").contains("converged"));
-    browser.screenshot("07-commit-rollout");
+    screenshot("07-commit-rollout");
 
     // The device inherits the group's files: shown read-only, each set with its node.
     browser.goto(&format!("{base}/configure?node={id}"));
@@ -170,7 +182,7 @@ fn an_operator_rolls_out_a_template_from_the_dashboard() {
         0,
         "inherited values are read-only"
     );
-    browser.screenshot("07-configure-device");
+    screenshot("07-configure-device");
 
     // The device's log shows the change, and searching it works.
     browser.goto(&format!("{base}/devices/{id}"));
@@ -179,7 +191,7 @@ fn an_operator_rolls_out_a_template_from_the_dashboard() {
     browser.fill("#log-search", "motd.tmpl");
     browser.click("#log-filter button");
     wait_text(&browser, "#device-log", "written from /templates/motd.tmpl");
-    browser.screenshot("08-device-log");
+    screenshot("08-device-log");
     browser.fill("#log-search", "no such words anywhere");
     browser.click("#log-filter button");
     wait_text(&browser, "#device-log", "Nothing matches.");

@@ -96,6 +96,35 @@ fn operators_are_managed_on_the_data_dir_and_roles_hold() {
     );
     assert_eq!(status, 403, "no login without the form's token");
 
+    // Five wrong passwords lock the name: even the right one is refused for a while, and
+    // other names are not affected.
+    let mut guesser = Client::new(&backend.operator_url);
+    for _ in 0..5 {
+        let (_, page) = guesser.get("/login");
+        let (_, location, _) = guesser.post(
+            "/login",
+            &[
+                ("csrf", &csrf(&page)),
+                ("username", "viewer1"),
+                ("password", "wrong guess"),
+            ],
+        );
+        assert_eq!(location, "/login?failed=1");
+    }
+    let (_, page) = guesser.get("/login");
+    let (_, location, _) = guesser.post(
+        "/login",
+        &[
+            ("csrf", &csrf(&page)),
+            ("username", "Viewer1"),
+            ("password", "long enough password"),
+        ],
+    );
+    assert_eq!(location, "/login?locked=5", "locked for the window");
+    let (_, page) = guesser.get(&location);
+    assert!(page.contains("Too many failed logins"), "{page}");
+    login(&backend, "admin", &backend.dashboard_password);
+
     // A new password ends the operator's sessions.
     let (ok, out) = users(&backend, &["passwd", "admin"], "another long password\n");
     assert!(ok, "{out}");

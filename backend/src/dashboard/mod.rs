@@ -3,6 +3,7 @@
 //! so validation, masking and the audit log are the same whichever way an operator works.
 
 mod layout;
+pub mod login_throttle;
 mod pages;
 mod policy_forms;
 pub mod session;
@@ -44,6 +45,9 @@ pub fn router(state: Shared, secure_cookies: bool) -> Router {
         .route("/commits/{id}", get(pages::commits::show))
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))
+        .layer(axum::Extension(std::sync::Arc::new(
+            login_throttle::LoginThrottle::default(),
+        )))
         .layer(axum::Extension(CookiePolicy {
             secure: secure_cookies,
         }))

@@ -21,11 +21,4 @@ document.addEventListener("DOMContentLoaded", () => {
       template.innerHTML.replaceAll(template.dataset.placeholder, String(next)));
     button.dataset.next = String(next + 1);
   });
-  // "Edit" on an inherited policy reveals the editor, prefilled with what is inherited.
-  for (const button of document.querySelectorAll("button[data-reveal]")) {
-    button.addEventListener("click", () => {
-      const target = document.getElementById(button.dataset.reveal);
-      if (target) { target.hidden = false; button.hidden = true; }
-    });
-  }
 });

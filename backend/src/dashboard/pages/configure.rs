@@ -134,6 +134,7 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str) -> Markup {
     };
     let has_own = active.is_some() || draft.is_some_and(|d| !d.is_null());
     let editor_id = format!("edit-{policy}");
+    // A <details> rather than a script: the editor opens without JavaScript too.
     let reveal = match (inherited.is_some(), per_key) {
         (_, true) => "Set values here",
         (true, false) => "Edit (break inheritance)",
@@ -162,10 +163,8 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str) -> Markup {
                 Some(_) => p.flash { "Draft, not committed yet: the form shows it." },
                 None => {},
             }
-            @if !has_own {
-                button.secondary type="button" data-reveal=(editor_id) { (reveal) }
-            }
-            div id=(editor_id) hidden[!has_own] {
+            details.editor id=(editor_id) open[has_own] {
+                summary { @if has_own { "Edit this node's document" } @else { (reveal) } }
                 form.policy-form method="post" action="/configure/form" {
                     (layout::csrf(user))
                     input type="hidden" name="node" value=(node);

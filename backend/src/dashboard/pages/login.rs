@@ -1,5 +1,7 @@
 //! Logging in and out.
 
+use std::sync::Arc;
+
 use axum::Form;
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -7,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
+use crate::dashboard::login_throttle::{self, LoginThrottle};
 use crate::dashboard::session::{self, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SignedIn};
 use crate::dashboard::{CookiePolicy, PageError, layout};
 use crate::operator_accounts;
@@ -15,6 +18,8 @@ use crate::state::Shared;
 #[derive(Deserialize)]
 pub struct LoginQuery {
     failed: Option<String>,
+    /// Minutes a locked name must wait.
+    locked: Option<u64>,
 }
 
 /// `GET /login`: the form, with a fresh double-submit token.
@@ -34,6 +39,12 @@ pub async fn form(
                 h1 { "Apiary" }
                 @if q.failed.is_some() {
                     p.error #login-error { "Wrong user name or password." }
+                }
+                @if let Some(minutes) = q.locked {
+                    p.error #login-error {
+                        "Too many failed logins for this user name. Try again in "
+                        (minutes) " minute(s)."
+                    }
                 }
                 form method="post" action="/login" {
                     input type="hidden" name="csrf" value=(token);
@@ -62,6 +73,7 @@ pub struct LoginForm {
 pub async fn submit(
     State(state): State<Shared>,
     Extension(cookies): Extension<CookiePolicy>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
@@ -71,6 +83,15 @@ pub async fn submit(
             StatusCode::FORBIDDEN,
             "the login form's security token is missing or stale; reload the page and try again",
         ));
+    }
+    if let Some(wait) = throttle.locked_for(&form.username) {
+        tracing::warn!(
+            "dashboard login for {:?} refused: locked after {} failed logins",
+            form.username,
+            login_throttle::MAX_FAILURES
+        );
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return Ok(Redirect::to(&format!("/login?locked={minutes}")).into_response());
     }
     let operator = state.store.operator(&form.username).await?;
     // Unknown names cost one hash too, so timing does not tell which names exist.
@@ -86,9 +107,11 @@ pub async fn submit(
             .await
             .unwrap_or(false);
     let Some(operator) = operator.filter(|_| matches) else {
+        throttle.failed(&form.username);
         tracing::warn!("dashboard login failed for {:?}", form.username);
         return Ok(Redirect::to("/login?failed=1").into_response());
     };
+    throttle.succeeded(&form.username);
     let cookie = session::start(&state, &operator.username, cookies.secure).await?;
     crate::operator_api::audit(&state, &operator.username, "login", "dashboard", "").await;
     let response = session::with_cookie(Redirect::to("/").into_response(), cookie);
