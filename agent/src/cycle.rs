@@ -10,6 +10,7 @@ use apiary_proto::paths;
 use crate::bundle_store::{self, InForce};
 use crate::config::{Dirs, Identity};
 use crate::expand::Vars;
+use crate::network;
 use crate::policies::connectivity_watchdog::Watchdog;
 use crate::policies::{self, Context, DownloadSink, Fetch, Outcome, Status};
 use crate::reports::{NewReport, ReportQueue};
@@ -29,6 +30,9 @@ pub struct Summary {
     /// Seconds until the next cycle, from the settings in force.
     pub interval_seconds: u64,
 }
+
+/// State-dir file holding the network interfaces the backend last acknowledged.
+const NETWORK_SENT: &str = "network-sent.json";
 
 /// The long-lived parts of a running agent.
 pub struct Agent {
@@ -159,7 +163,12 @@ impl Agent {
 
     fn checkin(&mut self, queue: &mut ReportQueue) -> Option<CheckinResponse> {
         let reports = queue.pending();
+        // Interfaces go out only when they differ from what the backend last acknowledged
+        // (kept in tmpfs, so a reboot sends them again): idle check-ins stay small.
+        let network_marker = self.dirs.state.join(NETWORK_SENT);
+        let network = network::Unacknowledged::since(&network_marker, network::interfaces());
         let request = CheckinRequest {
+            network: network.as_ref().map(|n| n.list.clone()),
             agent_version: (!self.version_sent).then(|| apiary_proto::VERSION.to_string()),
             bundle_hash: self.in_force.as_ref().map(|b| b.hash.clone()),
             queue_id: if reports.is_empty() {
@@ -175,6 +184,9 @@ impl Agent {
         {
             Ok(response) => {
                 self.version_sent = true;
+                if let Some(network) = &network {
+                    network.acknowledged(&network_marker);
+                }
                 if let Some(seq) = response.ack_seq {
                     queue.ack(seq, now());
                 }

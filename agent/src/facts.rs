@@ -1,4 +1,4 @@
-//! Host facts sent at enrolment: hostname, OS, kernel, architecture.
+//! Host facts sent at enrolment: hostname, OS, kernel, architecture, network interfaces.
 
 use std::ffi::CStr;
 use std::fs;
@@ -17,6 +17,7 @@ pub fn collect() -> HostFacts {
         kernel: uts.as_ref().map(|u| u.1.clone()).unwrap_or_default(),
         arch: std::env::consts::ARCH.to_string(),
         agent_version: apiary_proto::VERSION.to_string(),
+        network: crate::network::interfaces(),
     }
 }
 

@@ -9,6 +9,7 @@ mod expand;
 mod facts;
 mod fsutil;
 mod lock;
+mod network;
 mod policies;
 mod reports;
 mod signals;

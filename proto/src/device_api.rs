@@ -12,6 +12,71 @@ pub struct HostFacts {
     pub kernel: String,
     pub arch: String,
     pub agent_version: String,
+    /// Network interfaces; kept up to date by check-ins (see [`CheckinRequest::network`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network: Vec<NetInterface>,
+}
+
+/// Interfaces a device may report; more are cut (bridges and VLANs add up, but not to this).
+pub const MAX_INTERFACES: usize = 64;
+/// Addresses per interface a device may report.
+pub const MAX_ADDRESSES: usize = 32;
+
+/// A network interface of the device (loopback left out).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetInterface {
+    pub name: String,
+    /// Hardware address, like `52:54:00:12:34:56`, when the interface has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Administratively up.
+    #[serde(default)]
+    pub up: bool,
+    /// Addresses with their prefix length: `192.0.2.10/24`, `fe80::1/64`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+}
+
+impl NetInterface {
+    /// Checks what a device sent: bounded counts, interface names as the kernel allows
+    /// them, MACs as hex pairs, and addresses that parse as `IP/prefix`.
+    pub fn validate_list(list: &[NetInterface]) -> Result<(), String> {
+        if list.len() > MAX_INTERFACES {
+            return Err(format!("more than {MAX_INTERFACES} interfaces"));
+        }
+        for i in list {
+            // IFNAMSIZ is 16 with the NUL; no '/' or whitespace, as the kernel refuses them.
+            let name_ok = !i.name.is_empty()
+                && i.name.len() < 16
+                && i.name.bytes().all(|c| c.is_ascii_graphic() && c != b'/');
+            if !name_ok {
+                return Err(format!("interface name {:?} is not valid", i.name));
+            }
+            if let Some(mac) = &i.mac {
+                let ok = mac.len() <= 64
+                    && mac
+                        .split(':')
+                        .all(|p| p.len() == 2 && p.bytes().all(|c| c.is_ascii_hexdigit()));
+                if !ok {
+                    return Err(format!("{}: hardware address {mac:?} is not valid", i.name));
+                }
+            }
+            if i.addresses.len() > MAX_ADDRESSES {
+                return Err(format!("{}: more than {MAX_ADDRESSES} addresses", i.name));
+            }
+            for a in &i.addresses {
+                let parsed = a.split_once('/').and_then(|(ip, prefix)| {
+                    let ip: std::net::IpAddr = ip.parse().ok()?;
+                    let prefix: u8 = prefix.parse().ok()?;
+                    (prefix <= if ip.is_ipv4() { 32 } else { 128 }).then_some(())
+                });
+                if parsed.is_none() {
+                    return Err(format!("{}: address {a:?} is not IP/prefix", i.name));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The payload of `POST /v1/bootstrap`, signed with the new device key.
@@ -135,6 +200,10 @@ pub struct CheckinRequest {
     /// Unacked reports, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reports: Vec<Report>,
+    /// The device's network interfaces, sent only when they changed since the backend last
+    /// acknowledged them (and on the first check-in after a reboot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Vec<NetInterface>>,
 }
 
 /// Answer to a check-in.
@@ -152,4 +221,46 @@ pub struct CheckinResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface(name: &str, mac: Option<&str>, addresses: &[&str]) -> NetInterface {
+        NetInterface {
+            name: name.into(),
+            mac: mac.map(str::to_string),
+            up: true,
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn network_lists_are_checked() {
+        let good = [
+            iface(
+                "eth0",
+                Some("52:54:00:12:34:56"),
+                &["192.0.2.10/24", "fe80::1/64"],
+            ),
+            iface("wg-office.10", None, &[]),
+        ];
+        assert_eq!(NetInterface::validate_list(&good), Ok(()));
+        let bad = [
+            (iface("", None, &[]), "interface name"),
+            (iface("a/b", None, &[]), "interface name"),
+            (iface("x234567890123456", None, &[]), "interface name"),
+            (iface("eth0", Some("zz:00"), &[]), "hardware address"),
+            (iface("eth0", None, &["192.0.2.1"]), "not IP/prefix"),
+            (iface("eth0", None, &["192.0.2.1/33"]), "not IP/prefix"),
+            (iface("eth0", None, &["<script>/1"]), "not IP/prefix"),
+        ];
+        for (i, want) in bad {
+            let err = NetInterface::validate_list(std::slice::from_ref(&i)).unwrap_err();
+            assert!(err.contains(want), "{i:?}: {err}");
+        }
+        let many = vec![iface("eth0", None, &[]); MAX_INTERFACES + 1];
+        assert!(NetInterface::validate_list(&many).is_err());
+    }
 }

@@ -5,13 +5,13 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, State};
 
 use apiary_proto::device_api::{
-    CheckinRequest, CheckinResponse, Level, REFUSED_BUNDLE_POLICY, Report,
+    CheckinRequest, CheckinResponse, Level, NetInterface, REFUSED_BUNDLE_POLICY, Report,
 };
 use apiary_proto::signed::Envelope;
 
 use crate::error::ApiError;
 use crate::state::{Shared, now};
-use crate::store::CheckinOutcome;
+use crate::store::{CheckinOutcome, CheckinRecord};
 use crate::tls_server::ConnInfo;
 
 /// Reports accepted per check-in; the agent sends fewer and keeps the rest queued.
@@ -54,14 +54,24 @@ pub async fn checkin(
             .insert_reports(&device.id, &request.queue_id, request.reports, now)
             .await?
     };
+    // Bad network facts are dropped, not refused: refusing would hold back the reports.
+    let network = request.network.take().filter(|list| {
+        NetInterface::validate_list(list)
+            .map_err(|e| tracing::warn!("device {}: network facts dropped: {e}", device.id))
+            .is_ok()
+    });
     state
         .store
         .record_checkin(
             &device.id,
             now,
-            request.agent_version.as_deref(),
-            request.bundle_hash.as_deref(),
-            outcome,
+            CheckinRecord {
+                agent_version: request.agent_version.take(),
+                applied_hash: request.bundle_hash.clone(),
+                remote_ip: conn.remote.ip().to_string(),
+                network,
+                outcome,
+            },
         )
         .await?;
 

@@ -44,6 +44,8 @@ pub async fn bootstrap(
             )));
         }
     }
+    apiary_proto::device_api::NetInterface::validate_list(&request.facts.network)
+        .map_err(|e| ApiError::bad_request(format!("network facts: {e}")))?;
 
     let key_hash = digest::sha256_hex(request.bootstrap_key.as_bytes());
     let key = match state.store.bootstrap_key_by_hash(&key_hash).await? {

@@ -95,6 +95,7 @@ pub struct Device {
     /// `None` is "unassigned".
     pub group: Option<String>,
     pub facts: HostFacts,
+    /// The address of the enrolment request, then of the last check-in.
     pub remote_ip: String,
     pub requested_at: Timestamp,
     pub approved_at: Option<Timestamp>,
@@ -176,6 +177,20 @@ pub struct RolloutEntry {
     /// Policies that reported errors for this bundle (`bundle` when it was refused).
     pub failed_policies: Vec<String>,
     pub updated_at: Timestamp,
+}
+
+/// What a check-in changes in the device's record.
+#[derive(Clone, Debug, Default)]
+pub struct CheckinRecord {
+    /// Sent on an agent process's first check-in; `None` keeps the stored one.
+    pub agent_version: Option<String>,
+    /// The bundle in force on the device.
+    pub applied_hash: Option<String>,
+    /// The address the check-in came from.
+    pub remote_ip: String,
+    /// New network interfaces; `None` keeps the stored ones.
+    pub network: Option<Vec<apiary_proto::device_api::NetInterface>>,
+    pub outcome: CheckinOutcome,
 }
 
 /// What a check-in says about how bundles went, for rollout tracking.
@@ -326,9 +341,7 @@ pub trait Store: operators::OperatorStore + fleet_view::FleetView + Send + Sync 
         &self,
         id: &str,
         now: Timestamp,
-        agent_version: Option<&str>,
-        applied_hash: Option<&str>,
-        outcome: CheckinOutcome,
+        checkin: CheckinRecord,
     ) -> Result<(), StoreError>;
     /// Every device in a commit's rollout.
     async fn rollout(&self, commit_id: i64) -> Result<Vec<RolloutEntry>, StoreError>;

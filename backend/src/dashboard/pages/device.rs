@@ -103,6 +103,23 @@ pub async fn page(
                         tr { th { "Architecture" } td { (device.facts.arch) } }
                         tr { th { "Address seen by the backend" } td.mono { (device.remote_ip) } }
                     }
+                    @if device.facts.network.is_empty() {
+                        p.muted { "The agent has not reported its network interfaces." }
+                    } @else {
+                        table #device-network {
+                            thead { tr { th { "Interface" } th { "State" } th { "Hardware address" } th { "Addresses" } } }
+                            tbody {
+                                @for i in &device.facts.network {
+                                    tr {
+                                        td.mono { (i.name) }
+                                        td { @if i.up { "up" } @else { span.muted { "down" } } }
+                                        td.mono { (i.mac.as_deref().unwrap_or("")) }
+                                        td.mono { @for (n, a) in i.addresses.iter().enumerate() { @if n > 0 { br; } (a) } }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
             h2 { "Log" }

@@ -35,13 +35,18 @@ pub async fn page(
             h1 { "Pending devices" }
             (layout::flash(flash.msg.as_deref(), flash.err.as_deref()))
             table #pending-devices {
-                thead { tr { th { "Requested" } th { "Name" } th { "Address" } th { "Host" } th { "Agent" } th { "Decision" } } }
+                thead { tr { th { "Requested" } th { "Name" } th { "Address (seen; reported)" } th { "Host" } th { "Agent" } th { "Decision" } } }
                 tbody {
                     @for d in &pending {
                         tr data-device=(d.id) {
                             td { (when(d.requested_at)) }
                             td { strong { (d.name) } br; span.mono.muted { (d.id) } }
-                            td.mono { (d.remote_ip) }
+                            td.mono {
+                                (d.remote_ip)
+                                @for (name, address) in routable_addresses(&d.facts.network) {
+                                    br; span.muted { (name) " " (address) }
+                                }
+                            }
                             td { (d.facts.hostname) br; span.muted { (d.facts.os) ", " (d.facts.kernel) ", " (d.facts.arch) } }
                             td { (d.facts.agent_version) }
                             td {
@@ -91,4 +96,16 @@ pub async fn decide(
         }
     };
     Ok(after_form("/pending", &[], result.map_err(PageError::from)))
+}
+
+/// The addresses a device reports, without link-local ones, which say nothing from afar.
+fn routable_addresses(
+    network: &[apiary_proto::device_api::NetInterface],
+) -> impl Iterator<Item = (&str, &str)> {
+    network.iter().flat_map(|i| {
+        i.addresses
+            .iter()
+            .filter(|a| !a.starts_with("fe80:") && !a.starts_with("169.254."))
+            .map(|a| (i.name.as_str(), a.as_str()))
+    })
 }

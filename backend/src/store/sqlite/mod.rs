@@ -557,15 +557,17 @@ impl Store for SqliteStore {
         &self,
         id: &str,
         now: Timestamp,
-        agent_version: Option<&str>,
-        applied_hash: Option<&str>,
-        outcome: CheckinOutcome,
+        checkin: CheckinRecord,
     ) -> Result<(), StoreError> {
-        let (id, agent_version, applied_hash) = (
-            id.to_string(),
-            agent_version.map(str::to_string),
-            applied_hash.map(str::to_string),
-        );
+        let id = id.to_string();
+        let CheckinRecord {
+            agent_version,
+            applied_hash,
+            remote_ip,
+            network,
+            outcome,
+        } = checkin;
+        let network = network.as_ref().map(json);
         self.with(move |c| {
             let tx = c.transaction()?;
             let applied = match &applied_hash {
@@ -574,14 +576,18 @@ impl Store for SqliteStore {
             };
             tx.execute(
                 "UPDATE devices SET last_checkin = ?2, agent_version = COALESCE(?3, agent_version),
-                     applied_hash = ?4, applied_serial = ?5, applied_commit = ?6 WHERE id = ?1",
+                     applied_hash = ?4, applied_serial = ?5, applied_commit = ?6, remote_ip = ?8,
+                     facts = CASE WHEN ?7 IS NULL THEN facts ELSE json_set(facts, '$.network', json(?7)) END
+                 WHERE id = ?1",
                 params![
                     id,
                     now,
                     agent_version,
                     applied_hash,
                     applied.map(|a| a.0),
-                    applied.map(|a| a.1)
+                    applied.map(|a| a.1),
+                    network,
+                    remote_ip
                 ],
             )?;
             if let Some((serial, commit_id)) = applied {
