@@ -95,6 +95,21 @@ pub async fn add(
         .await
 }
 
+/// Sets a checked password (hashing off the async threads) and ends the operator's
+/// sessions; false if there is no such operator.
+pub async fn set_password(
+    store: &dyn OperatorStore,
+    username: &str,
+    password: &str,
+) -> Result<bool, StoreError> {
+    validate_password(password).map_err(StoreError::Conflict)?;
+    let password = password.to_string();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .expect("hashing a password does not panic");
+    store.set_operator_password(username, &hash).await
+}
+
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut out)

@@ -65,10 +65,7 @@ pub async fn run(opts: UsersOptions) -> Result<String, String> {
         }
         UsersCommand::Passwd { name } => {
             let password = read_password()?;
-            operator_accounts::validate_password(&password)?;
-            let hash = operator_accounts::hash_password(&password);
-            if store
-                .set_operator_password(&name, &hash)
+            if operator_accounts::set_password(&store, &name, &password)
                 .await
                 .map_err(|e| e.to_string())?
             {

@@ -134,3 +134,112 @@ fn operators_are_managed_on_the_data_dir_and_roles_hold() {
     let (ok, out) = users(&backend, &["passwd", "ghost"], "another long password\n");
     assert!(!ok && out.contains("no operator ghost"), "{out}");
 }
+
+/// The location and the page it leads to, after a dashboard form.
+fn after(client: &mut Client, (status, location, body): (u16, String, String)) -> String {
+    assert_eq!(status, 303, "{body}");
+    client.get(&location).1
+}
+
+#[test]
+fn operators_are_managed_in_the_dashboard() {
+    let backend = Backend::start();
+    let mut admin = login(&backend, "admin", &backend.dashboard_password);
+    let (_, page) = admin.get("/operators");
+    let token = csrf(&page);
+
+    // Adding checks the name and the password like the CLI.
+    let form = |name: &str, role: &str, password: &str| {
+        vec![
+            ("csrf".to_string(), token.clone()),
+            ("username".to_string(), name.to_string()),
+            ("role".to_string(), role.to_string()),
+            ("password".to_string(), password.to_string()),
+        ]
+    };
+    let post = |c: &mut Client, path: &str, f: &[(String, String)]| {
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        c.post(path, &f)
+    };
+    let r = post(
+        &mut admin,
+        "/operators/add",
+        &form("ops2", "viewer", "short"),
+    );
+    assert!(after(&mut admin, r).contains("at least 10 characters"));
+    let r = post(
+        &mut admin,
+        "/operators/add",
+        &form("ops2", "viewer", "a long password"),
+    );
+    let page = after(&mut admin, r);
+    assert!(page.contains("added ops2 (viewer)"), "{page}");
+    assert!(page.contains("data-operator=\"ops2\""), "{page}");
+
+    // A viewer sees the page, cannot manage, but can change its own password.
+    let mut ops2 = login(&backend, "ops2", "a long password");
+    let (_, page) = ops2.get("/operators");
+    assert!(!page.contains("Add an operator"), "{page}");
+    let viewer_token = csrf(&page);
+    let (status, _, _) = ops2.post(
+        "/operators/add",
+        &[
+            ("csrf", &viewer_token),
+            ("username", "x"),
+            ("role", "admin"),
+            ("password", "a long password"),
+        ],
+    );
+    assert_eq!(status, 403, "viewers manage nobody");
+    let r = ops2.post(
+        "/operators/own-password",
+        &[
+            ("csrf", &viewer_token),
+            ("current", "wrong one"),
+            ("password", "a newer password"),
+        ],
+    );
+    assert!(after(&mut ops2, r).contains("current password is wrong"));
+    let (status, location, _) = ops2.post(
+        "/operators/own-password",
+        &[
+            ("csrf", &viewer_token),
+            ("current", "a long password"),
+            ("password", "a newer password"),
+        ],
+    );
+    assert_eq!(
+        (status, location.as_str()),
+        (303, "/login"),
+        "signed out after the change"
+    );
+    let mut ops2 = login(&backend, "ops2", "a newer password");
+
+    // Roles: the last admin stays an admin; promoting another makes demotion possible.
+    let r = post(&mut admin, "/operators/role", &form("admin", "viewer", ""));
+    assert!(after(&mut admin, r).contains("admin is the last admin"));
+    let r = post(&mut admin, "/operators/role", &form("ops2", "admin", ""));
+    assert!(after(&mut admin, r).contains("ops2 is now admin"));
+    let (_, page) = ops2.get("/operators");
+    assert!(
+        page.contains("Add an operator"),
+        "the new role applies to the open session"
+    );
+
+    // Removing: never oneself; another operator's sessions end with it.
+    let r = post(&mut admin, "/operators/remove", &form("admin", "", ""));
+    assert!(after(&mut admin, r).contains("cannot remove yourself"));
+    let r = post(&mut admin, "/operators/remove", &form("ops2", "", ""));
+    assert!(after(&mut admin, r).contains("removed ops2"));
+    let (status, _) = ops2.get("/operators");
+    assert_eq!(status, 303, "the removed operator's session is gone");
+    let audit = backend.cli_ok(&["audit"]);
+    for action in [
+        "operator.add",
+        "operator.role",
+        "operator.password",
+        "operator.remove",
+    ] {
+        assert!(audit.contains(action), "{action} in {audit}");
+    }
+}

@@ -11,6 +11,7 @@ const NAV: &[(&str, &str)] = &[
     ("/pending", "Pending"),
     ("/configure", "Configure"),
     ("/commits", "Commits"),
+    ("/operators", "Operators"),
 ];
 
 /// A page for a signed-in operator; `active` is the navigation path to highlight.

@@ -43,6 +43,15 @@ pub fn router(state: Shared, secure_cookies: bool) -> Router {
         )
         .route("/commits", get(pages::commits::list))
         .route("/commits/{id}", get(pages::commits::show))
+        .route("/operators", get(pages::operators::page))
+        .route("/operators/add", post(pages::operators::add))
+        .route("/operators/role", post(pages::operators::set_role))
+        .route("/operators/password", post(pages::operators::set_password))
+        .route("/operators/remove", post(pages::operators::remove))
+        .route(
+            "/operators/own-password",
+            post(pages::operators::own_password),
+        )
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))
         .layer(axum::Extension(std::sync::Arc::new(
@@ -159,16 +168,22 @@ impl IntoResponse for PageError {
 
 /// Refuses a form without this session's CSRF token, or from a read-only operator.
 pub fn check_form(user: &SignedIn, csrf: &str) -> Result<(), PageError> {
-    if !session::same_token(csrf, &user.csrf_token) {
-        return Err(PageError::new(
-            StatusCode::FORBIDDEN,
-            "the form's security token is missing or stale; reload the page and try again",
-        ));
-    }
+    check_csrf(user, csrf)?;
     if user.role != crate::store::operators::Role::Admin {
         return Err(PageError::new(
             StatusCode::FORBIDDEN,
             format!("{} has read-only access", user.username),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a form without this session's CSRF token (forms any operator may send).
+pub fn check_csrf(user: &SignedIn, csrf: &str) -> Result<(), PageError> {
+    if !session::same_token(csrf, &user.csrf_token) {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "the form's security token is missing or stale; reload the page and try again",
         ));
     }
     Ok(())

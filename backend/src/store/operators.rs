@@ -63,6 +63,12 @@ pub trait OperatorStore: Send + Sync + 'static {
     async fn list_operators(&self) -> Result<Vec<Operator>, StoreError>;
     /// Sets a password and ends the operator's sessions; false if there is no such operator.
     async fn set_operator_password(&self, username: &str, hash: &str) -> Result<bool, StoreError>;
+    /// Changes a role; false if there is no such operator. Demoting the last admin is
+    /// [`StoreError::Conflict`]: someone must be able to manage the rest.
+    async fn set_operator_role(&self, username: &str, role: Role) -> Result<bool, StoreError>;
+    /// Removes an operator and its sessions; false if there is none. Removing the last
+    /// admin is [`StoreError::Conflict`].
+    async fn delete_operator(&self, username: &str) -> Result<bool, StoreError>;
     async fn insert_session(
         &self,
         token_hash: &str,

@@ -86,6 +86,39 @@ impl OperatorStore for SqliteStore {
         .await
     }
 
+    async fn set_operator_role(&self, username: &str, role: Role) -> Result<bool, StoreError> {
+        let username = username.to_string();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let changed = tx.execute(
+                "UPDATE operators SET role = ?2 WHERE username = ?1",
+                params![username, role.as_str()],
+            )?;
+            keep_an_admin(
+                &tx,
+                &format!("{username} is the last admin; make another operator admin first"),
+            )?;
+            tx.commit()?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn delete_operator(&self, username: &str) -> Result<bool, StoreError> {
+        let username = username.to_string();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let removed = tx.execute("DELETE FROM operators WHERE username = ?1", [&username])?;
+            keep_an_admin(
+                &tx,
+                &format!("{username} is the last admin and cannot be removed"),
+            )?;
+            tx.commit()?;
+            Ok(removed == 1)
+        })
+        .await
+    }
+
     async fn insert_session(
         &self,
         token_hash: &str,
@@ -146,4 +179,17 @@ impl OperatorStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Refuses (rolling back the transaction) a change that leaves no admin.
+fn keep_an_admin(tx: &rusqlite::Transaction<'_>, why: &str) -> Result<(), StoreError> {
+    let admins: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM operators WHERE role = 'admin'",
+        [],
+        |r| r.get(0),
+    )?;
+    if admins == 0 {
+        return Err(StoreError::Conflict(why.to_string()));
+    }
+    Ok(())
 }
