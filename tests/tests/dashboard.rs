@@ -135,6 +135,13 @@ fn an_operator_rolls_out_a_template(browser: Browser, name: &str) {
         ".flash.error",
         "interval_seconds must be at least 10",
     );
+    assert_eq!(
+        browser.script(
+            "return document.querySelector(\"#edit-settings [name='f.interval_seconds']\").value"
+        ),
+        json!("5"),
+        "the refused form comes back as it was filled in"
+    );
     wait_text(&browser, "#drafts-pending", "1 draft change");
     screenshot("05-configure");
 

@@ -7,20 +7,24 @@ use apiary_tests::dashboard_client::{Client, csrf, login};
 use apiary_tests::{Agent, Backend};
 use serde_json::{Value, json};
 
-/// Submits a policy form for `node`; the redirect's `Location`.
-fn submit(client: &mut Client, node: &str, policy: &str, inputs: &[(&str, &str)]) -> String {
+/// Submits a policy form for `node`: status, redirect `Location` and body.
+fn submit(
+    client: &mut Client,
+    node: &str,
+    policy: &str,
+    inputs: &[(&str, &str)],
+) -> (u16, String, String) {
     let (_, page) = client.get(&format!("/configure?node={node}"));
     let token = csrf(&page);
     let mut form = vec![("csrf", token.as_str()), ("node", node), ("policy", policy)];
     form.extend_from_slice(inputs);
-    let (status, location, body) = client.post("/configure/form", &form);
-    assert_eq!(status, 303, "{body}");
-    location
+    client.post("/configure/form", &form)
 }
 
 /// Submits a policy form that must be accepted.
 fn submit_ok(client: &mut Client, node: &str, policy: &str, inputs: &[(&str, &str)]) {
-    let location = submit(client, node, policy, inputs);
+    let (status, location, body) = submit(client, node, policy, inputs);
+    assert_eq!(status, 303, "{body}");
     assert!(
         location.contains("draft%20saved"),
         "{policy} on {node}: {location}"
@@ -123,17 +127,22 @@ fn form_secrets_are_sealed_and_masks_keep_stored_values() {
     let dry = dry_run(&backend);
     assert_eq!(dry["impacted"], json!([]), "masks kept every value: {dry}");
 
-    // A mask with nothing stored behind it is refused, naming the account.
-    let location = submit(
+    // A mask with nothing stored behind it is refused, naming the account; the page comes
+    // back with the form as it was filled in.
+    let (status, _, page) = submit(
         &mut admin,
         "/lab",
         "passwords",
         &[("f.items.0.user", "nobody"), ("f.items.0.hash", "(secret)")],
     );
-    let (_, page) = admin.get(&location);
+    assert_eq!(status, 400);
     assert!(
         page.contains("the password hash of nobody is the mask (secret) but nothing is stored"),
         "{page}"
+    );
+    assert!(
+        page.contains("id=\"f-items-0-user\" value=\"nobody\""),
+        "the refused input is kept"
     );
 
     // A typed password replaces the hash: the device's bundle changes.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Redirect;
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
@@ -32,6 +32,15 @@ pub struct ConfigureQuery {
     err: Option<String>,
 }
 
+/// A refused edit, shown again as the operator entered it.
+struct Retry {
+    policy: String,
+    /// The form's document, as far as it could be read.
+    doc: Value,
+    /// The text of the JSON editor, when that was used.
+    raw: Option<String>,
+}
+
 pub async fn page(
     State(state): State<Shared>,
     user: SignedIn,
@@ -42,6 +51,40 @@ pub async fn page(
         .clone()
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| "/".into());
+    render(
+        &state,
+        &user,
+        &node,
+        q.msg.as_deref(),
+        q.err.as_deref(),
+        None,
+    )
+    .await
+}
+
+/// A refused edit: the page again with the error and the operator's input, not a redirect
+/// that would lose what they typed.
+async fn refused(
+    state: &Shared,
+    user: &SignedIn,
+    node: &str,
+    error: &str,
+    retry: Retry,
+) -> Result<Response, PageError> {
+    let page = render(state, user, node, None, Some(error), Some(retry)).await?;
+    Ok((StatusCode::BAD_REQUEST, page).into_response())
+}
+
+async fn render(
+    state: &Shared,
+    user: &SignedIn,
+    node: &str,
+    msg: Option<&str>,
+    err: Option<&str>,
+    retry: Option<Retry>,
+) -> Result<Markup, PageError> {
+    let node = node.to_string();
+    let state = state.clone();
     let groups = state.store.list_groups().await?;
     let drafts = state.store.drafts().await?;
     let shown: Result<Value, PageError> = from_api(
@@ -77,17 +120,17 @@ pub async fn page(
                 }
             }
             @for policy in POLICY_NAMES {
-                (policy_section(&user, &doc, policy))
+                (policy_section(user, &doc, policy, retry.as_ref().filter(|r| r.policy == *policy)))
             }
         },
     };
     Ok(layout::page(
-        &user,
+        user,
         "Configure",
         "/configure",
         html! {
             h1 { "Configure " (node) }
-            (layout::flash(q.msg.as_deref(), q.err.as_deref()))
+            (layout::flash(msg, err))
             (drafts_banner)
             (picker)
             (body)
@@ -112,7 +155,7 @@ fn status(doc: &Value, policy: &str) -> String {
 }
 
 /// One policy: inherited, own, draft, and the editors.
-fn policy_section(user: &SignedIn, doc: &Value, policy: &str) -> Markup {
+fn policy_section(user: &SignedIn, doc: &Value, policy: &str, retry: Option<&Retry>) -> Markup {
     let Some(form) = form_for(policy) else {
         return html! {};
     };
@@ -127,6 +170,7 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str) -> Markup {
     // The editor starts from the draft, else the node's own document, else what it
     // inherits; parameters merge key by key, so a node starts with its own keys only.
     let start = match (draft, active, inherited) {
+        _ if retry.is_some() => retry.map_or(&Value::Null, |r| &r.doc),
         (Some(d), _, _) if !d.is_null() => d,
         (_, Some(a), _) => a,
         (_, _, Some(e)) if !per_key => &e["body"],
@@ -163,7 +207,7 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str) -> Markup {
                 Some(_) => p.flash { "Draft, not committed yet: the form shows it." },
                 None => {},
             }
-            details.editor id=(editor_id) open[has_own] {
+            details.editor id=(editor_id) open[has_own || retry.is_some()] {
                 summary { @if has_own { "Edit this node's document" } @else { (reveal) } }
                 form.policy-form method="post" action="/configure/form" {
                     (layout::csrf(user))
@@ -172,13 +216,15 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str) -> Markup {
                     (render::editor(form.fields, start))
                     p { button type="submit" { "Save draft" } }
                 }
-                details.json-editor {
+                details.json-editor open[retry.is_some_and(|r| r.raw.is_some())] {
                     summary { "Edit as JSON" }
                     form method="post" action="/configure/save" {
                         (layout::csrf(user))
                         input type="hidden" name="node" value=(node);
                         input type="hidden" name="policy" value=(policy);
-                        textarea name="document" spellcheck="false" { (pretty(start)) }
+                        textarea name="document" spellcheck="false" {
+                            (retry.and_then(|r| r.raw.clone()).unwrap_or_else(|| pretty(start)))
+                        }
                         p { button type="submit" { "Save draft" } }
                     }
                 }
@@ -222,15 +268,23 @@ pub async fn save(
     State(state): State<Shared>,
     user: SignedIn,
     Form(f): Form<SaveForm>,
-) -> Result<Redirect, PageError> {
+) -> Result<Response, PageError> {
     check_form(&user, &f.csrf)?;
     let parsed: Result<Value, String> = serde_json::from_str(&f.document)
         .map_err(|e| format!("{}: the document is not valid JSON: {e}", f.policy));
-    let result = match parsed {
-        Err(e) => Err(PageError::new(StatusCode::BAD_REQUEST, e)),
-        Ok(body) => draft(&state, &user, &f.node, &f.policy, body).await,
+    let error = match parsed {
+        Err(e) => e,
+        Ok(body) => match draft(&state, &user, &f.node, &f.policy, body).await {
+            Ok(msg) => return Ok(back(&f.node, Ok(msg)).into_response()),
+            Err(e) => e.message,
+        },
     };
-    Ok(back(&f.node, result))
+    let retry = Retry {
+        policy: f.policy.clone(),
+        doc: Value::Null,
+        raw: Some(f.document.clone()),
+    };
+    refused(&state, &user, &f.node, &error, retry).await
 }
 
 /// `POST /configure/form`: drafts the document a policy form describes.
@@ -238,7 +292,7 @@ pub async fn save_form(
     State(state): State<Shared>,
     user: SignedIn,
     Form(pairs): Form<Vec<(String, String)>>,
-) -> Result<Redirect, PageError> {
+) -> Result<Response, PageError> {
     let input = |name: &str| {
         pairs
             .iter()
@@ -249,25 +303,30 @@ pub async fn save_form(
     let (node, policy) = (input("node"), input("policy"));
     check_form(&user, &input("csrf"))?;
     let Some(form) = form_for(&policy) else {
-        return Ok(back(
-            &node,
-            Err(PageError::new(
-                StatusCode::BAD_REQUEST,
-                format!("no form for policy {policy:?}"),
-            )),
+        return Err(PageError::new(
+            StatusCode::BAD_REQUEST,
+            format!("no form for policy {policy:?}"),
         ));
     };
-    let result = match parse::document(form.fields, &parse::FormData::new(&pairs)) {
-        Err(e) => Err(PageError::new(
-            StatusCode::BAD_REQUEST,
-            format!("{policy} on {node}: {e}"),
-        )),
-        Ok(mut body) => {
-            seal_typed_secrets(&state, &policy, &mut body);
-            draft(&state, &user, &node, &policy, body).await
+    let (error, doc) = match parse::document(form.fields, &parse::FormData::new(&pairs)) {
+        Err(e) => (format!("{policy} on {node}: {e}"), e.partial),
+        Ok(body) => {
+            let mut sealed = body.clone();
+            seal_typed_secrets(&state, &policy, &mut sealed);
+            match draft(&state, &user, &node, &policy, sealed).await {
+                Ok(msg) => return Ok(back(&node, Ok(msg)).into_response()),
+                Err(e) => (e.message, body),
+            }
         }
     };
-    Ok(back(&node, result))
+    // Typed secrets and passwords are not shown again; the operator types them anew.
+    let doc = crate::config::masking::masked(&policy, &doc);
+    let retry = Retry {
+        policy,
+        doc,
+        raw: None,
+    };
+    refused(&state, &user, &node, &error, retry).await
 }
 
 /// Secrets typed into the parameters form are sealed before they go anywhere; a masked

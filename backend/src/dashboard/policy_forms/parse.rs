@@ -12,10 +12,14 @@ use serde_json::{Map, Value};
 use super::schema::{Field, INPUT_PREFIX, KEPT, Kind, REMOVE};
 use crate::secrets::MASK;
 
-/// Why a submitted form is not a document.
+/// Why a submitted form is not a document: every problem found, and the document as far
+/// as it could be read, so the form can be shown again as the operator filled it in.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct FormError(String);
+#[error("{}", .problems.join("; "))]
+pub struct FormError {
+    pub problems: Vec<String>,
+    pub partial: Value,
+}
 
 /// The form's policy inputs by name.
 pub struct FormData(BTreeMap<String, String>);
@@ -58,32 +62,45 @@ impl FormData {
 
 /// The document the form describes.
 pub fn document(fields: &[Field], form: &FormData) -> Result<Value, FormError> {
-    object(fields, INPUT_PREFIX, "", form).map(Value::Object)
+    let mut problems = Vec::new();
+    let doc = Value::Object(object(fields, INPUT_PREFIX, "", form, &mut problems));
+    if problems.is_empty() {
+        Ok(doc)
+    } else {
+        Err(FormError {
+            problems,
+            partial: doc,
+        })
+    }
 }
 
+/// The object of `fields` under `prefix`; problems are collected, with `at` naming the row.
 fn object(
     fields: &[Field],
     prefix: &str,
     at: &str,
     form: &FormData,
-) -> Result<Map<String, Value>, FormError> {
+    problems: &mut Vec<String>,
+) -> Map<String, Value> {
     let mut out = Map::new();
     for field in fields {
         let name = format!("{prefix}{}", field.key);
         let label = field.label;
-        let fail = |what: String| FormError(format!("{at}{label}{what}"));
+        let mut fail = |what: String| {
+            problems.push(format!("{at}{label}{what}"));
+            None
+        };
         let value = match &field.kind {
             Kind::Text { required } => match form.filled(&name) {
                 Some(v) => Some(Value::String(v.to_string())),
-                None if *required => return Err(fail(" is required".into())),
+                None if *required => fail(" is required".into()),
                 None => None,
             },
             Kind::Number => match form.filled(&name) {
-                Some(v) => {
-                    Some(Value::from(v.trim().parse::<u64>().map_err(|_| {
-                        fail(format!(": {v:?} is not a whole number"))
-                    })?))
-                }
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) => Some(Value::from(n)),
+                    Err(_) => fail(format!(": {v:?} is not a whole number")),
+                },
                 None => None,
             },
             Kind::Flag => form.get(&name).map(|_| Value::Bool(true)),
@@ -91,18 +108,13 @@ fn object(
                 "" => None,
                 "yes" => Some(Value::Bool(true)),
                 "no" => Some(Value::Bool(false)),
-                other => return Err(fail(format!(": {other:?} is neither yes nor no"))),
+                other => fail(format!(": {other:?} is neither yes nor no")),
             },
             Kind::Choice(options) => match form.get(&name).unwrap_or("") {
                 "" => None,
                 v if v == options[0] => None,
                 v if options.contains(&v) => Some(Value::String(v.to_string())),
-                other => {
-                    return Err(fail(format!(
-                        ": {other:?} is not one of {}",
-                        options.join(", ")
-                    )));
-                }
+                other => fail(format!(": {other:?} is not one of {}", options.join(", "))),
             },
             Kind::Lines => Some(Value::Array(
                 form.get(&name)
@@ -113,21 +125,21 @@ fn object(
                     .map(|l| Value::String(l.to_string()))
                     .collect(),
             )),
-            Kind::Map => Some(
-                map(&name, form, |_, value, _| {
-                    Ok(value.unwrap_or("").to_string())
-                })
-                .map_err(&fail)?,
-            )
+            Kind::Map => match map(&name, form, |_, value, _| {
+                Ok(value.unwrap_or("").to_string())
+            }) {
+                Ok(m) => Some(m),
+                Err(e) => fail(e),
+            }
             .filter(|m| m.as_object().is_some_and(|m| !m.is_empty())),
-            Kind::SecretMap => Some(
-                map(&name, form, |key, value, kept| match value {
-                    Some(v) => Ok(v.to_string()),
-                    None if kept => Ok(MASK.to_string()),
-                    None => Err(format!(" {key}: type its value")),
-                })
-                .map_err(&fail)?,
-            )
+            Kind::SecretMap => match map(&name, form, |key, value, kept| match value {
+                Some(v) => Ok(v.to_string()),
+                None if kept => Ok(MASK.to_string()),
+                None => Err(format!(" {key}: type its value")),
+            }) {
+                Ok(m) => Some(m),
+                Err(e) => fail(e),
+            }
             .filter(|m| m.as_object().is_some_and(|m| !m.is_empty())),
             Kind::Password { replaces } => match form.get(&name).filter(|v| !v.is_empty()) {
                 Some(v) => {
@@ -144,7 +156,7 @@ fn object(
                         continue;
                     }
                     let at = format!("{at}{item} {}: ", position + 1);
-                    items.push(Value::Object(object(fields, &row, &at, form)?));
+                    items.push(Value::Object(object(fields, &row, &at, form, problems)));
                 }
                 Some(Value::Array(items))
             }
@@ -153,7 +165,7 @@ fn object(
             out.insert(field.key.to_string(), value);
         }
     }
-    Ok(out)
+    out
 }
 
 /// Name/value rows into an object; `value` turns a row's value (None when blank) and
@@ -334,6 +346,30 @@ mod tests {
         assert_eq!(
             doc,
             json!({"values": {"broker": "mqtt.example.com"}, "secrets": {"token": MASK, "key": "s3cret"}})
+        );
+    }
+
+    #[test]
+    fn every_problem_is_named_and_the_rest_kept() {
+        let err = submit(
+            "users",
+            &[
+                ("f.items.0.name", "alice"),
+                ("f.items.0.uid", "many"),
+                ("f.items.1.home", "/srv/nobody"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.problems,
+            [
+                "account 1: UID: \"many\" is not a whole number",
+                "account 2: Name is required"
+            ]
+        );
+        assert_eq!(
+            err.partial,
+            json!({"items": [{"name": "alice"}, {"home": "/srv/nobody"}]})
         );
     }
 
