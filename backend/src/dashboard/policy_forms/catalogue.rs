@@ -157,6 +157,28 @@ const PROCESSES: &[Field] = &[
     required("command", "Command", "shell command run when it is not"),
 ];
 
+/// A list-like policy whose document is `merge` and `items`.
+macro_rules! items_policy {
+    ($policy:literal, $summary:literal, $label:literal, $item:literal, $fields:expr) => {
+        PolicyForm {
+            policy: $policy,
+            summary: $summary,
+            fields: &[
+                MERGE,
+                field(
+                    "items",
+                    $label,
+                    "",
+                    Kind::Records {
+                        item: $item,
+                        fields: $fields,
+                    },
+                ),
+            ],
+        }
+    };
+}
+
 const FORMS: &[PolicyForm] = &[
     PolicyForm {
         policy: "parameters",
@@ -200,54 +222,27 @@ const FORMS: &[PolicyForm] = &[
             ),
         ],
     },
-    PolicyForm {
-        policy: "users",
-        summary: "Local accounts to add or remove; system accounts are never touched.",
-        fields: &[
-            MERGE,
-            field(
-                "items",
-                "Accounts",
-                "",
-                Kind::Records {
-                    item: "account",
-                    fields: USERS,
-                },
-            ),
-        ],
-    },
-    PolicyForm {
-        policy: "ssh_keys",
-        summary: "The complete authorized_keys of each listed account.",
-        fields: &[
-            MERGE,
-            field(
-                "items",
-                "Accounts",
-                "",
-                Kind::Records {
-                    item: "account",
-                    fields: SSH_KEYS,
-                },
-            ),
-        ],
-    },
-    PolicyForm {
-        policy: "passwords",
-        summary: "Password hashes of local accounts.",
-        fields: &[
-            MERGE,
-            field(
-                "items",
-                "Accounts",
-                "",
-                Kind::Records {
-                    item: "account",
-                    fields: PASSWORDS,
-                },
-            ),
-        ],
-    },
+    items_policy!(
+        "users",
+        "Local accounts to add or remove; system accounts are never touched.",
+        "Accounts",
+        "account",
+        USERS
+    ),
+    items_policy!(
+        "ssh_keys",
+        "The complete authorized_keys of each listed account.",
+        "Accounts",
+        "account",
+        SSH_KEYS
+    ),
+    items_policy!(
+        "passwords",
+        "Password hashes of local accounts.",
+        "Accounts",
+        "account",
+        PASSWORDS
+    ),
     PolicyForm {
         policy: "ntp",
         summary: "Time servers of whichever time daemon the device runs.",
@@ -258,22 +253,13 @@ const FORMS: &[PolicyForm] = &[
             Kind::Lines,
         )],
     },
-    PolicyForm {
-        policy: "process_watch",
-        summary: "Processes that must run, or must not, and the command that fixes it.",
-        fields: &[
-            MERGE,
-            field(
-                "items",
-                "Processes",
-                "",
-                Kind::Records {
-                    item: "process",
-                    fields: PROCESSES,
-                },
-            ),
-        ],
-    },
+    items_policy!(
+        "process_watch",
+        "Processes that must run, or must not, and the command that fixes it.",
+        "Processes",
+        "process",
+        PROCESSES
+    ),
     PolicyForm {
         policy: "connectivity_watchdog",
         summary: "What the device does after failing to reach the backend too often.",
