@@ -208,6 +208,10 @@ fn an_operator_rolls_out_a_template(browser: Browser, name: &str) {
     wait_text(&browser, "#events", "dash-device-1");
     wait_text(&browser, "#online", "1");
 
+    browser.goto(&format!("{base}/operators"));
+    wait_text(&browser, "#operators", "admin (you)");
+    screenshot("09-operators");
+
     // A form without its CSRF token is refused and changes nothing.
     browser.goto(&format!("{base}/devices"));
     browser.script(

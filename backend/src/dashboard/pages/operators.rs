@@ -85,11 +85,12 @@ pub async fn page(
                 form.inline #add-operator method="post" action="/operators/add" {
                     (layout::csrf(&user))
                     input #new-operator type="text" name="username" placeholder="name" aria-label="name" autocomplete="off";
-                    select name="role" aria-label="role" { @for r in ROLES { option value=(r.as_str()) { (r.as_str()) } } }
+                    // Least privilege first: a new operator is a viewer unless chosen otherwise.
+                    select name="role" aria-label="role" { @for r in ROLES.iter().rev() { option value=(r.as_str()) { (r.as_str()) } } }
                     input type="password" name="password" placeholder="password (10 or more characters)" aria-label="password" autocomplete="new-password";
                     button type="submit" { "Add" }
                 }
-                p.muted { "A new password, here or with `apiary-backend users passwd`, ends that operator's sessions." }
+                p.muted { "A new password, here or with " code { "apiary-backend users passwd" } ", ends that operator's sessions." }
             }
             h2 { "Your password" }
             form.inline #own-password method="post" action="/operators/own-password" {
