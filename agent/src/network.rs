@@ -1,5 +1,10 @@
-//! The device's network interfaces and addresses, from `getifaddrs(3)`: what operators see
-//! on the device page, refreshed at check-in when it changes.
+//! The device's network interfaces and addresses: what operators see on the device page,
+//! refreshed at check-in when it changes.
+//!
+//! Read from `/sys/class/net` (names, state, hardware address), `/proc/net/if_inet6` (IPv6)
+//! and the `SIOCGIFCONF` ioctl (IPv4), not with `getifaddrs(3)`: musl implements that over
+//! rtnetlink, which qemu-user mistranslates for big-endian targets (the agent for mips spun
+//! forever in its tests), and old vendor kernels do not always answer it fully either.
 
 use std::collections::BTreeMap;
 use std::ffi::CStr;
@@ -9,70 +14,37 @@ use std::path::Path;
 
 use apiary_proto::device_api::{MAX_ADDRESSES, MAX_INTERFACES, NetInterface};
 
-/// Interfaces other than loopback, by name, addresses sorted; empty if the call fails.
+/// `IFF_UP` and `IFF_LOOPBACK` of `/sys/class/net/*/flags`.
+const IFF_UP: u32 = 0x1;
+const IFF_LOOPBACK: u32 = 0x8;
+
+/// Interfaces other than loopback, by name, addresses sorted.
 pub fn interfaces() -> Vec<NetInterface> {
     let mut found: BTreeMap<String, NetInterface> = BTreeMap::new();
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `head` with a list that stays valid until freeifaddrs; every
-    // pointer is checked for NULL before it is read, and each sockaddr is read as the type
-    // its family names.
-    unsafe {
-        if libc::getifaddrs(&mut head) != 0 {
-            return Vec::new();
+    for name in interface_names() {
+        let dir = Path::new("/sys/class/net").join(&name);
+        let flags = read_trimmed(&dir.join("flags"))
+            .and_then(|f| u32::from_str_radix(f.trim_start_matches("0x"), 16).ok())
+            .unwrap_or(0);
+        if flags & IFF_LOOPBACK != 0 || name == "lo" {
+            continue;
         }
-        let mut entry = head;
-        while let Some(ifa) = entry.as_ref() {
-            entry = ifa.ifa_next;
-            if ifa.ifa_name.is_null() || ifa.ifa_flags & libc::IFF_LOOPBACK as u32 != 0 {
-                continue;
-            }
-            let name = CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
-            let iface = found.entry(name.clone()).or_insert_with(|| NetInterface {
+        let mac = read_trimmed(&dir.join("address"))
+            .filter(|m| m.contains(':') && m.chars().any(|c| c != '0' && c != ':'));
+        found.insert(
+            name.clone(),
+            NetInterface {
                 name,
-                ..NetInterface::default()
-            });
-            iface.up |= ifa.ifa_flags & libc::IFF_UP as u32 != 0;
-            let Some(addr) = ifa.ifa_addr.as_ref() else {
-                continue;
-            };
-            match i32::from(addr.sa_family) {
-                libc::AF_INET => {
-                    let ip = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    let ip = Ipv4Addr::from(u32::from_be(ip.sin_addr.s_addr));
-                    let prefix = (!ifa.ifa_netmask.is_null()).then(|| {
-                        let mask = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
-                        mask.sin_addr.s_addr.count_ones()
-                    });
-                    iface
-                        .addresses
-                        .push(format!("{ip}/{}", prefix.unwrap_or(32)));
-                }
-                libc::AF_INET6 => {
-                    let ip = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
-                    let ip = Ipv6Addr::from(ip.sin6_addr.s6_addr);
-                    let prefix = (!ifa.ifa_netmask.is_null()).then(|| {
-                        let mask = &*(ifa.ifa_netmask as *const libc::sockaddr_in6);
-                        mask.sin6_addr
-                            .s6_addr
-                            .iter()
-                            .map(|b| b.count_ones())
-                            .sum::<u32>()
-                    });
-                    iface
-                        .addresses
-                        .push(format!("{ip}/{}", prefix.unwrap_or(128)));
-                }
-                libc::AF_PACKET => {
-                    let ll = &*(ifa.ifa_addr as *const libc::sockaddr_ll);
-                    let len = usize::from(ll.sll_halen).min(ll.sll_addr.len());
-                    if len > 0 && ll.sll_addr[..len].iter().any(|b| *b != 0) {
-                        iface.mac = Some(mac(&ll.sll_addr[..len]));
-                    }
-                }
-                _ => {}
-            }
+                mac,
+                up: flags & IFF_UP != 0,
+                addresses: Vec::new(),
+            },
+        );
+    }
+    for (name, address) in ipv6_addresses().into_iter().chain(ipv4_addresses()) {
+        if let Some(iface) = found.get_mut(&name) {
+            iface.addresses.push(address);
         }
-        libc::freeifaddrs(head);
     }
     let mut list: Vec<NetInterface> = found.into_values().take(MAX_INTERFACES).collect();
     for iface in &mut list {
@@ -81,6 +53,98 @@ pub fn interfaces() -> Vec<NetInterface> {
         iface.addresses.truncate(MAX_ADDRESSES);
     }
     list
+}
+
+/// Interface names from sysfs, or from `/proc/net/dev` where sysfs is not mounted.
+fn interface_names() -> Vec<String> {
+    if let Ok(dir) = fs::read_dir("/sys/class/net") {
+        return dir
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+    }
+    fs::read_to_string("/proc/net/dev")
+        .unwrap_or_default()
+        .lines()
+        .skip(2)
+        .filter_map(|l| Some(l.split_once(':')?.0.trim().to_string()))
+        .collect()
+}
+
+/// `(interface, "addr/prefix")` from `/proc/net/if_inet6`: 32 hex digits of address, index,
+/// prefix length (hex), scope, flags, name.
+fn ipv6_addresses() -> Vec<(String, String)> {
+    let text = fs::read_to_string("/proc/net/if_inet6").unwrap_or_default();
+    text.lines().filter_map(parse_if_inet6).collect()
+}
+
+fn parse_if_inet6(line: &str) -> Option<(String, String)> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let [hex, _, prefix, _, _, name] = fields.as_slice() else {
+        return None;
+    };
+    if hex.len() != 32 {
+        return None;
+    }
+    let bits = u128::from_str_radix(hex, 16).ok()?;
+    let prefix = u8::from_str_radix(prefix, 16).ok()?;
+    Some((
+        name.to_string(),
+        format!("{}/{prefix}", Ipv6Addr::from(bits)),
+    ))
+}
+
+/// `(interface, "addr/prefix")` of every IPv4 address, from `SIOCGIFCONF` and
+/// `SIOCGIFNETMASK`. Aliases come labelled `eth0:1`; they belong to `eth0`.
+fn ipv4_addresses() -> Vec<(String, String)> {
+    const MAX_ENTRIES: usize = 256;
+    let mut out = Vec::new();
+    // SAFETY: plain socket and ioctl calls on structures the kernel fills; `ifc_len` bounds
+    // what it writes into `requests`, and the descriptor is closed on every path.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return out;
+        }
+        let mut requests: Vec<libc::ifreq> = vec![std::mem::zeroed(); MAX_ENTRIES];
+        let mut conf: libc::ifconf = std::mem::zeroed();
+        conf.ifc_len = (requests.len() * std::mem::size_of::<libc::ifreq>()) as libc::c_int;
+        conf.ifc_ifcu.ifcu_req = requests.as_mut_ptr();
+        if libc::ioctl(fd, libc::SIOCGIFCONF as _, &mut conf) == 0 {
+            let count =
+                (conf.ifc_len as usize / std::mem::size_of::<libc::ifreq>()).min(MAX_ENTRIES);
+            for request in &requests[..count] {
+                if i32::from(request.ifr_ifru.ifru_addr.sa_family) != libc::AF_INET {
+                    continue;
+                }
+                let label = CStr::from_ptr(request.ifr_name.as_ptr())
+                    .to_string_lossy()
+                    .into_owned();
+                let ip = ipv4(&request.ifr_ifru.ifru_addr);
+                let mut mask_request: libc::ifreq = std::mem::zeroed();
+                mask_request.ifr_name = request.ifr_name;
+                let prefix = if libc::ioctl(fd, libc::SIOCGIFNETMASK as _, &mut mask_request) == 0 {
+                    u32::from(ipv4(&mask_request.ifr_ifru.ifru_netmask)).count_ones()
+                } else {
+                    32
+                };
+                let name = label.split(':').next().unwrap_or(&label).to_string();
+                out.push((name, format!("{ip}/{prefix}")));
+            }
+        }
+        libc::close(fd);
+    }
+    out
+}
+
+/// The IPv4 address in a `sockaddr` of family `AF_INET`.
+fn ipv4(addr: &libc::sockaddr) -> Ipv4Addr {
+    // SAFETY: sockaddr_in is no larger than sockaddr, and the family says it is one.
+    let sin = unsafe { &*(addr as *const libc::sockaddr as *const libc::sockaddr_in) };
+    Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    fs::read_to_string(path).ok().map(|t| t.trim().to_string())
 }
 
 /// Interfaces the backend has not acknowledged yet.
@@ -106,17 +170,6 @@ impl Unacknowledged {
             eprintln!("warning: cannot write {}: {e}", marker.display());
         }
     }
-}
-
-fn mac(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            text.push(':');
-        }
-        text.push_str(&format!("{b:02x}"));
-    }
-    text
 }
 
 #[cfg(test)]
@@ -168,7 +221,16 @@ mod tests {
     }
 
     #[test]
-    fn formats_hardware_addresses() {
-        assert_eq!(mac(&[0x52, 0x54, 0, 0x12, 0x34, 0xab]), "52:54:00:12:34:ab");
+    fn reads_proc_net_if_inet6_lines() {
+        assert_eq!(
+            parse_if_inet6("fe800000000000000000000000000001 02 40 20 80     eth0"),
+            Some(("eth0".into(), "fe80::1/64".into()))
+        );
+        assert_eq!(
+            parse_if_inet6("fd000000000000000000000000000002 02 40 00 80 wlan0"),
+            Some(("wlan0".into(), "fd00::2/64".into()))
+        );
+        assert_eq!(parse_if_inet6("garbage"), None);
+        assert_eq!(parse_if_inet6("zz 02 40 00 80 eth0"), None);
     }
 }
