@@ -184,7 +184,6 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str, retry: Option<&Ret
         (true, false) => "Edit (break inheritance)",
         (false, false) => "Set here",
     };
-    let no_origins = BTreeMap::new();
     html! {
         section.card.policy id={ "policy-" (policy) } {
             h2 { (policy) }
@@ -194,9 +193,7 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str, retry: Option<&Ret
                 div.inherited {
                     (render::read_only(form.fields, &e["body"], render::Origins {
                         items: &strings(&e["items_from"]),
-                        keys: e["keys_from"].as_object().map(|k| k.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("?").to_string()))
-                            .collect()).as_ref().unwrap_or(&no_origins),
+                        keys: &key_origins(&e["keys_from"]),
                     }))
                 }
             } @else if effective.is_none() && !has_own {
@@ -239,6 +236,16 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str, retry: Option<&Ret
             }
         }
     }
+}
+
+/// `keys_from` of a parameters document: the node of each key.
+fn key_origins(keys_from: &Value) -> BTreeMap<String, String> {
+    keys_from
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("?").to_string()))
+        .collect()
 }
 
 /// A JSON array of strings (e.g. `items_from`), or nothing.

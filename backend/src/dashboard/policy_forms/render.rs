@@ -175,7 +175,7 @@ impl Renderer<'_> {
                 (
                     body,
                     row(&placeholder, &Value::Null, None),
-                    (items.len() + 1, format!("Add {item}"), table),
+                    (items.len() + 1, format!("Add {item}")),
                 )
             }
             Kind::Map | Kind::SecretMap => {
@@ -205,12 +205,13 @@ impl Renderer<'_> {
                 (
                     body,
                     row(&placeholder, None),
-                    (entries.len() + 1, what.to_string(), true),
+                    (entries.len() + 1, what.to_string()),
                 )
             }
             _ => return self.input(field, name, value),
         };
-        let (next, add_label, _) = add;
+        // The next free row number: the rows shown plus the blank one.
+        let (next, add_label) = add;
         html! {
             div.records {
                 (rows)
