@@ -99,13 +99,8 @@ pub async fn submit(
         .as_ref()
         .map_or(operator_accounts::decoy_hash(), |o| {
             o.password_hash.as_str()
-        })
-        .to_string();
-    let password = form.password.clone();
-    let matches =
-        tokio::task::spawn_blocking(move || operator_accounts::verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
+        });
+    let matches = operator_accounts::password_matches(&form.password, hash).await;
     let Some(operator) = operator.filter(|_| matches) else {
         throttle.failed(&form.username);
         tracing::warn!("dashboard login failed for {:?}", form.username);

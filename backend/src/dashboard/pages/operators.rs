@@ -260,12 +260,7 @@ pub async fn own_password(
         .operator(&user.username)
         .await?
         .ok_or_else(|| refused(format!("no operator {}", user.username)))?;
-    let (current, hash) = (f.current.clone(), operator.password_hash.clone());
-    let matches =
-        tokio::task::spawn_blocking(move || operator_accounts::verify_password(&current, &hash))
-            .await
-            .unwrap_or(false);
-    if !matches {
+    if !operator_accounts::password_matches(&f.current, &operator.password_hash).await {
         throttle.failed(&user.username);
         return Ok(back(Err(refused("the current password is wrong"))));
     }
