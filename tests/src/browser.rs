@@ -62,11 +62,6 @@ fn free_port() -> u16 {
 }
 
 impl Browser {
-    /// Starts ChromeDriver and a headless Chromium; the same as [`Browser::chromium`].
-    pub fn start() -> Self {
-        Self::chromium()
-    }
-
     /// Starts ChromeDriver and a headless Chromium with a fresh profile.
     pub fn chromium() -> Self {
         for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
