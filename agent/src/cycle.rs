@@ -229,11 +229,9 @@ struct BackendFetch<'a> {
 }
 
 impl Fetch for BackendFetch<'_> {
-    fn fetch(&self, sha256: &str, sink: &mut dyn DownloadSink) -> Result<(), String> {
+    fn fetch(&self, sha256: &str, sink: &mut dyn DownloadSink) -> Result<(), TransportError> {
         let path = format!("{}{sha256}", paths::FILES_PREFIX);
-        self.transport
-            .download(&path, sink)
-            .map_err(|e| e.to_string())
+        self.transport.download(&path, sink)
     }
 }
 

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use apiary_proto::bundle::Parameters;
 use apiary_proto::device_api::HostFacts;
+use apiary_proto::policy::parameters::Parameters;
 
 /// Replaces each secret value in reports and logs.
 pub const REDACTED: &str = "********";

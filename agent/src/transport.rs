@@ -14,21 +14,53 @@ use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsPr
 /// Largest JSON answer accepted (a bundle with many files stays far below this).
 const MAX_JSON_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Why a request failed.
+/// Why a request failed. Callers that retry ask [`TransportError::is_transient`].
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("invalid TLS material: {0}")]
     Tls(String),
+    /// No answer: the connection failed, was cut, or timed out.
     #[error("request to {url} failed: {source}")]
     Request { url: String, source: ureq::Error },
+    /// The backend answered with an error status.
     #[error("{url} answered {status}: {message}")]
     Status {
         url: String,
         status: u16,
         message: String,
     },
+    /// The answer stopped arriving part way.
     #[error("reading the answer of {url} failed: {message}")]
     Body { url: String, message: String },
+    /// The answer arrived but is not what was asked for (malformed JSON, another range).
+    #[error("the answer of {url} is unusable: {message}")]
+    Unusable { url: String, message: String },
+    /// A download arrived but could not be stored here.
+    #[error("storing the download of {url} failed: {source}")]
+    Sink { url: String, source: std::io::Error },
+}
+
+impl TransportError {
+    /// True when the same request may succeed if made again soon: the connection failed or
+    /// was cut, or the backend had a passing problem (5xx, 408, 429). A refusal (403, 404),
+    /// an unusable answer or a local failure gets the same result again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TransportError::Request { source, .. } => matches!(
+                source,
+                ureq::Error::Io(_)
+                    | ureq::Error::Timeout(_)
+                    | ureq::Error::HostNotFound
+                    | ureq::Error::ConnectionFailed
+                    | ureq::Error::Protocol(_)
+            ),
+            TransportError::Status { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+            TransportError::Body { .. } => true,
+            TransportError::Tls(_)
+            | TransportError::Unusable { .. }
+            | TransportError::Sink { .. } => false,
+        }
+    }
 }
 
 /// A client for one backend.
@@ -149,13 +181,16 @@ impl Transport {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
             if !range.starts_with(&format!("bytes {offset}-")) {
-                return Err(body_err(format!(
-                    "asked for bytes {offset}- and got range {range:?}"
-                )));
+                return Err(TransportError::Unusable {
+                    url: url.clone(),
+                    message: format!("asked for bytes {offset}- and got range {range:?}"),
+                });
             }
         } else if offset > 0 {
-            sink.restart()
-                .map_err(|e| body_err(format!("restarting the download: {e}")))?;
+            sink.restart().map_err(|source| TransportError::Sink {
+                url: url.clone(),
+                source,
+            })?;
         }
         let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
         let mut buf = vec![0u8; 64 * 1024];
@@ -165,7 +200,10 @@ impl Transport {
                 return Ok(());
             }
             sink.write_all(&buf[..n])
-                .map_err(|e| body_err(format!("writing to disk: {e}")))?;
+                .map_err(|source| TransportError::Sink {
+                    url: url.clone(),
+                    source,
+                })?;
         }
     }
 
@@ -208,9 +246,15 @@ fn decode_json<R: DeserializeOwned>(
         .with_config()
         .limit(MAX_JSON_BYTES)
         .read_json()
-        .map_err(|e| TransportError::Body {
-            url: url.to_string(),
-            message: e.to_string(),
+        .map_err(|e| match e {
+            ureq::Error::Io(_) | ureq::Error::Timeout(_) => TransportError::Body {
+                url: url.to_string(),
+                message: e.to_string(),
+            },
+            _ => TransportError::Unusable {
+                url: url.to_string(),
+                message: e.to_string(),
+            },
         })
 }
 
@@ -252,4 +296,48 @@ pub fn system_roots() -> Option<Vec<u8>> {
     SYSTEM_CA_BUNDLES
         .iter()
         .find_map(|path| std::fs::read(path).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> TransportError {
+        TransportError::Status {
+            url: "https://backend/v1/files/x".into(),
+            status: code,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn refusals_are_final_and_passing_failures_transient() {
+        for code in [500, 502, 503, 504, 408, 429] {
+            assert!(status(code).is_transient(), "{code}");
+        }
+        for code in [400, 401, 403, 404, 416] {
+            assert!(!status(code).is_transient(), "{code}");
+        }
+        let url = String::from("https://backend/v1/checkin");
+        let cut = TransportError::Request {
+            url: url.clone(),
+            source: ureq::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+        };
+        assert!(cut.is_transient());
+        let partial = TransportError::Body {
+            url: url.clone(),
+            message: "unexpected end of file".into(),
+        };
+        assert!(partial.is_transient());
+        let disk_full = TransportError::Sink {
+            url: url.clone(),
+            source: std::io::Error::other("no space left on device"),
+        };
+        assert!(!disk_full.is_transient());
+        let garbled = TransportError::Unusable {
+            url,
+            message: "expected value at line 1".into(),
+        };
+        assert!(!garbled.is_transient());
+    }
 }

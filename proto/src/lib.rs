@@ -1,17 +1,18 @@
 //! The contract between `apiary-agent` and `apiary-backend`.
 //!
 //! Everything that crosses the wire between a device and the backend is defined
-//! here, together with the signing and verification of the bytes that carry
-//! trust: enrolment requests (signed by the device key) and desired-state
-//! bundles (signed by the backend's bundle-signing key).
+//! here: the device API, every policy once ([`policy`]: documents, bundle form, merge
+//! shape, secrets and rules), and the signing and verification of the bytes that carry
+//! trust: enrolment requests (signed by the device key) and desired-state bundles (signed
+//! by the backend's bundle-signing key).
 
 pub mod bundle;
 pub mod device_api;
 pub mod digest;
 pub mod hex;
 pub mod pem;
+pub mod policy;
 pub mod signed;
-pub mod system;
 
 /// Version of the agent and backend, sent in every check-in.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

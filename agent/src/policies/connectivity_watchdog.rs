@@ -11,7 +11,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use apiary_proto::system::ConnectivityWatchdog;
+use apiary_proto::policy::InBundle;
+use apiary_proto::policy::connectivity_watchdog::ConnectivityWatchdog;
 use serde::{Deserialize, Serialize};
 
 use super::Outcome;
@@ -20,7 +21,7 @@ use crate::config::Dirs;
 use crate::expand::Vars;
 use crate::fsutil;
 
-const NAME: &str = "connectivity_watchdog";
+const NAME: &str = ConnectivityWatchdog::NAME;
 const ITEM: &str = "action";
 /// Bound on the action; a reboot command returns (or the device goes down) well before.
 const TIMEOUT: Duration = Duration::from_secs(300);

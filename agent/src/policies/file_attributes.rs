@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use apiary_proto::bundle::DistributedFile;
+use apiary_proto::policy::file_distribution::DistributedFile;
 
 use crate::system::accounts;
 

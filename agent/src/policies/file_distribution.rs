@@ -11,17 +11,18 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use apiary_proto::bundle::{DistributedFile, FileDistribution, FileSet};
 use apiary_proto::digest::{self, Sha256};
+use apiary_proto::policy::InBundle;
+use apiary_proto::policy::file_distribution::{DistributedFile, FileDistribution, FileSet};
 
 use super::converged::Converged;
 use super::file_attributes::{self, Actual, Wanted};
-use super::{Context, DownloadSink, Outcome, Policy};
+use super::{Context, DownloadSink, ItemPolicy, Outcome};
 use crate::command;
 use crate::fsutil::{self, AtomicFile};
 use crate::template;
 
-const NAME: &str = "file_distribution";
+const NAME: &str = FileDistribution::NAME;
 /// Largest template the agent renders (templates are held in memory; plain files never are).
 pub const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 /// Attempts per download in one cycle; the next cycle tries again.
@@ -29,36 +30,47 @@ pub const DOWNLOAD_ATTEMPTS: u32 = 4;
 /// How long a pre-condition or command may run before it is killed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Converges a [`FileDistribution`].
-pub struct FileDistributionPolicy<'a> {
-    pub spec: &'a FileDistribution,
-}
+/// Each set is an item: its files share a pre-condition and a command.
+impl ItemPolicy for FileDistribution {
+    type Item = FileSet;
+    type Tools = ();
 
-impl Policy for FileDistributionPolicy<'_> {
-    fn name(&self) -> &'static str {
-        NAME
+    fn items(&self) -> &[FileSet] {
+        &self.sets
     }
 
-    fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome> {
-        let mut written = Converged::load(ctx.state_dir, NAME);
-        let mut outcomes = Vec::new();
-        for set in &self.spec.sets {
-            if (ctx.stop_requested)() {
-                break;
-            }
-            converge_set(ctx, set, &mut written, &mut outcomes);
-        }
-        written.save_or_warn();
-        outcomes
+    fn item_name(set: &FileSet) -> String {
+        label(set).to_string()
+    }
+
+    fn tools(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn converge_item(
+        &self,
+        _: &(),
+        set: &FileSet,
+        ctx: &Context<'_>,
+        record: &mut Converged,
+        out: &mut Vec<Outcome>,
+    ) -> Result<(), String> {
+        converge_set(ctx, set, record, out);
+        Ok(())
+    }
+}
+
+/// The set's name in reports.
+fn label(set: &FileSet) -> &str {
+    if set.label.is_empty() {
+        "file set"
+    } else {
+        &set.label
     }
 }
 
 fn converge_set(ctx: &Context<'_>, set: &FileSet, written: &mut Converged, out: &mut Vec<Outcome>) {
-    let label = if set.label.is_empty() {
-        "file set"
-    } else {
-        &set.label
-    };
+    let label = label(set);
     if let Some(pre) = &set.pre_condition {
         match command::run_shell(&ctx.vars.shell(pre), COMMAND_TIMEOUT) {
             Ok(r) if r.success() => {}
@@ -232,7 +244,7 @@ fn converge_file(
 /// An expanded destination must still be a clean absolute path: a parameter value cannot
 /// point a file somewhere the bundle did not say.
 fn check_destination(path: &str) -> Result<(), String> {
-    let clean = apiary_proto::bundle::is_clean_absolute_path(path) && !path.contains("$(");
+    let clean = apiary_proto::policy::rules::is_clean_absolute_path(path) && !path.contains("$(");
     if clean {
         Ok(())
     } else {
@@ -264,7 +276,9 @@ fn fetch_into_place(
 
 /// Downloads `file` into `sink` until its SHA-256 matches, at most [`DOWNLOAD_ATTEMPTS`]
 /// times, waiting 1, 2, 4 s between attempts. A cut transfer resumes where it stopped; a
-/// complete one with the wrong digest starts over. Nothing is installed until it matches.
+/// complete one with the wrong digest starts over. A refusal (the backend will not serve
+/// the file to this device, or has no such file) is not retried: asking again in the same
+/// cycle gets the same answer. Nothing is installed until the digest matches.
 fn download_verified(
     ctx: &Context<'_>,
     file: &DistributedFile,
@@ -292,8 +306,14 @@ fn download_verified(
                 last = format!("the content has sha256 {got}, expected {}", file.sha256);
                 restart(sink)?;
             }
+            Err(e) if !e.is_transient() => {
+                return Err(format!(
+                    "download of {} refused: {e}; not installed",
+                    file.source
+                ));
+            }
             // Keep what arrived: the next attempt continues from there.
-            Err(e) => last = e,
+            Err(e) => last = e.to_string(),
         }
         if attempt < DOWNLOAD_ATTEMPTS && !pause(ctx, Duration::from_secs(1 << (attempt - 1))) {
             break;
@@ -461,6 +481,7 @@ impl VerifiedSink for LimitedWriter {
 mod tests {
     use super::*;
     use crate::policies::{Fetch, Status};
+    use crate::transport::TransportError;
     use std::cell::RefCell;
     use std::collections::HashMap;
 
@@ -473,6 +494,8 @@ mod tests {
         cut_first_at: Option<usize>,
         /// The offset each call started from.
         offsets: RefCell<Vec<u64>>,
+        /// Answer every request with this status instead.
+        status: Option<u16>,
     }
 
     impl MemoryFetch {
@@ -482,23 +505,46 @@ mod tests {
                 calls: RefCell::new(0),
                 cut_first_at: None,
                 offsets: RefCell::new(Vec::new()),
+                status: None,
             }
         }
     }
 
     impl Fetch for MemoryFetch {
-        fn fetch(&self, sha256: &str, sink: &mut dyn DownloadSink) -> Result<(), String> {
+        fn fetch(&self, sha256: &str, sink: &mut dyn DownloadSink) -> Result<(), TransportError> {
             *self.calls.borrow_mut() += 1;
             let offset = sink.offset();
             self.offsets.borrow_mut().push(offset);
-            let bytes = self.files.get(sha256).ok_or("404")?;
+            let url = format!("memory:{sha256}");
+            if let Some(status) = self.status {
+                return Err(TransportError::Status {
+                    url,
+                    status,
+                    message: "refused".into(),
+                });
+            }
+            let bytes = self
+                .files
+                .get(sha256)
+                .ok_or_else(|| TransportError::Status {
+                    url: url.clone(),
+                    status: 404,
+                    message: "no such file".into(),
+                })?;
             let rest = &bytes[offset as usize..];
+            let sink_err = |source| TransportError::Sink {
+                url: url.clone(),
+                source,
+            };
             match self.cut_first_at {
                 Some(cut) if *self.calls.borrow() == 1 => {
-                    sink.write_all(&rest[..cut]).map_err(|e| e.to_string())?;
-                    Err("connection reset".into())
+                    sink.write_all(&rest[..cut]).map_err(sink_err)?;
+                    Err(TransportError::Body {
+                        url: url.clone(),
+                        message: "connection reset".into(),
+                    })
                 }
-                _ => sink.write_all(rest).map_err(|e| e.to_string()),
+                _ => sink.write_all(rest).map_err(sink_err),
             }
         }
     }
@@ -523,7 +569,7 @@ mod tests {
             stop_requested: &|| false,
             vars: &crate::expand::Vars::default(),
         };
-        FileDistributionPolicy { spec }.converge(&ctx)
+        crate::policies::converge_items(spec, &ctx)
     }
 
     #[test]
@@ -652,6 +698,28 @@ mod tests {
             1,
             "temp file cleaned up"
         );
+    }
+
+    #[test]
+    fn a_refused_download_is_not_retried() {
+        for status in [403, 404] {
+            let root = tempfile::tempdir().unwrap();
+            let dest = root.path().join("app.bin");
+            let mut fetch = MemoryFetch::new(HashMap::new());
+            fetch.status = Some(status);
+            let spec = FileDistribution {
+                sets: vec![FileSet {
+                    files: vec![file(b"content", &dest, false)],
+                    ..FileSet::default()
+                }],
+            };
+            let out = run(&spec, root.path(), &fetch);
+            assert_eq!(out[0].status, Status::Failed);
+            assert!(out[0].message.contains("refused"), "{out:?}");
+            assert!(out[0].message.contains(&status.to_string()), "{out:?}");
+            assert_eq!(*fetch.calls.borrow(), 1, "{status} is asked once");
+            assert!(!dest.exists());
+        }
     }
 
     #[test]

@@ -8,6 +8,9 @@ use std::path::Path;
 
 use apiary_proto::bundle::Bundle;
 use apiary_proto::device_api::Level;
+use apiary_proto::policy::{InBundle, Policies};
+
+use crate::transport::TransportError;
 
 pub mod connectivity_watchdog;
 pub mod converged;
@@ -80,8 +83,9 @@ impl Outcome {
 /// Downloads file-manager content by SHA-256.
 pub trait Fetch {
     /// Streams the content named by `sha256` into `sink`, continuing from `sink.offset()`
-    /// when it already holds a start (the caller verifies the digest).
-    fn fetch(&self, sha256: &str, sink: &mut dyn DownloadSink) -> Result<(), String>;
+    /// when it already holds a start (the caller verifies the digest). The error tells a
+    /// refusal (not worth retrying) from a failure that may pass.
+    fn fetch(&self, sha256: &str, sink: &mut dyn DownloadSink) -> Result<(), TransportError>;
 }
 
 /// Where a download goes: it knows how much it already holds, and can start over when the
@@ -116,70 +120,117 @@ pub struct Context<'a> {
     pub stop_requested: &'a dyn Fn() -> bool,
 }
 
-/// Converges each item with `converge_item`, in order, sharing the policy's record of what
-/// it converged. An error becomes a failed outcome for that item; a stop request ends the
-/// loop between items.
-pub fn each_item<T>(
-    ctx: &Context<'_>,
-    policy: &'static str,
-    items: &[T],
-    key: impl Fn(&T) -> &str,
-    mut converge_item: impl FnMut(&T, &mut converged::Converged) -> Result<Outcome, String>,
-) -> Vec<Outcome> {
-    let mut record = converged::Converged::load(ctx.state_dir, policy);
+/// A policy whose desired state is a list of items, each converged on its own. Every policy
+/// the agent converges is one, implemented on the bundle's type for it (its name is
+/// [`InBundle::NAME`]); [`converge_items`] is the one loop they all go through.
+///
+/// The contract, for implementers:
+/// - [`converge_item`](ItemPolicy::converge_item) is idempotent: on an unchanged system a
+///   second run pushes only unchanged outcomes.
+/// - It pushes at least one outcome for the item (a file set pushes one per file, and one
+///   for its command), or returns an error, which becomes the item's failed outcome.
+/// - It records in `record` the desired state it brought the item to, and asks `record`
+///   whether it had done so before, to tell drift (a warning) from a new desired state.
+pub trait ItemPolicy: InBundle {
+    type Item;
+    /// What converging needs once per run (the device's account tools, say).
+    type Tools;
+
+    fn items(&self) -> &[Self::Item];
+    /// Names the item in reports.
+    fn item_name(item: &Self::Item) -> String;
+    /// Finds the tools; an error fails every item with its message.
+    fn tools(&self) -> Result<Self::Tools, String>;
+    /// Brings one item to its desired state, pushing what happened onto `out`.
+    fn converge_item(
+        &self,
+        tools: &Self::Tools,
+        item: &Self::Item,
+        ctx: &Context<'_>,
+        record: &mut converged::Converged,
+        out: &mut Vec<Outcome>,
+    ) -> Result<(), String>;
+}
+
+/// Converges every item of `policy`, in order, sharing the policy's record of what it
+/// converged. An error becomes a failed outcome for that item; a stop request ends the loop
+/// between items.
+pub fn converge_items<P: ItemPolicy>(policy: &P, ctx: &Context<'_>) -> Vec<Outcome> {
+    let items = policy.items();
+    let tools = match policy.tools() {
+        Ok(t) => t,
+        Err(e) => {
+            return items
+                .iter()
+                .map(|i| Outcome::failed(P::NAME, P::item_name(i), e.clone()))
+                .collect();
+        }
+    };
+    let mut record = converged::Converged::load(ctx.state_dir, P::NAME);
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         if (ctx.stop_requested)() {
             break;
         }
-        out.push(
-            converge_item(item, &mut record)
-                .unwrap_or_else(|e| Outcome::failed(policy, key(item).to_string(), e)),
-        );
+        if let Err(e) = policy.converge_item(&tools, item, ctx, &mut record, &mut out) {
+            out.push(Outcome::failed(P::NAME, P::item_name(item), e));
+        }
     }
     record.save_or_warn();
     out
 }
 
-/// One policy of the bundle.
-pub trait Policy {
-    /// The policy's name in bundles and reports.
-    fn name(&self) -> &'static str;
-    /// Converges every item, returning one outcome per item.
+/// A policy slot of the bundle, converged when the bundle carries it.
+trait Converge {
+    /// The policy's name, when the bundle manages it.
+    fn managed(&self) -> Option<&'static str>;
     fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome>;
+}
+
+impl<P: ItemPolicy> Converge for Option<P> {
+    fn managed(&self) -> Option<&'static str> {
+        self.as_ref().map(|_| P::NAME)
+    }
+
+    fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome> {
+        self.as_ref()
+            .map(|p| converge_items(p, ctx))
+            .unwrap_or_default()
+    }
 }
 
 /// Converges every policy the bundle manages, in a fixed order: accounts first (a password
 /// or key, or a file's owner, may need an account the same bundle adds), then files, then
 /// the services that may read those files.
 pub fn converge(bundle: &Bundle, ctx: &Context<'_>) -> Vec<Outcome> {
-    let p = &bundle.policies;
-    let mut policies: Vec<Box<dyn Policy + '_>> = Vec::new();
-    if let Some(spec) = &p.users {
-        policies.push(Box::new(users::UsersPolicy { spec }));
-    }
-    if let Some(spec) = &p.passwords {
-        policies.push(Box::new(passwords::PasswordsPolicy { spec }));
-    }
-    if let Some(spec) = &p.ssh_keys {
-        policies.push(Box::new(ssh_keys::SshKeysPolicy { spec }));
-    }
-    if let Some(spec) = &p.file_distribution {
-        policies.push(Box::new(file_distribution::FileDistributionPolicy { spec }));
-    }
-    if let Some(spec) = &p.ntp {
-        policies.push(Box::new(ntp::NtpPolicy { spec }));
-    }
-    if let Some(spec) = &p.process_watch {
-        policies.push(Box::new(process_watch::ProcessWatchPolicy { spec }));
-    }
+    // Every field by name, on purpose: a policy added to the bundle does not compile until
+    // it is converged here or read by the cycle.
+    let Policies {
+        parameters: _,            // the `$(key)` values in `ctx.vars`
+        settings: _,              // interval and reports, read by the cycle
+        connectivity_watchdog: _, // acts on failed check-ins, in the cycle
+        users,
+        passwords,
+        ssh_keys,
+        file_distribution,
+        ntp,
+        process_watch,
+    } = &bundle.policies;
+    let in_order: [&dyn Converge; 6] = [
+        users,
+        passwords,
+        ssh_keys,
+        file_distribution,
+        ntp,
+        process_watch,
+    ];
     let mut outcomes = Vec::new();
-    for policy in policies {
+    for policy in in_order {
+        let Some(name) = policy.managed() else {
+            continue;
+        };
         if (ctx.stop_requested)() {
-            eprintln!(
-                "stop requested: not converging {} or later policies",
-                policy.name()
-            );
+            eprintln!("stop requested: not converging {name} or later policies");
             break;
         }
         outcomes.extend(policy.converge(ctx));

@@ -15,15 +15,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use apiary_proto::system::Ntp;
+use apiary_proto::policy::InBundle;
+use apiary_proto::policy::ntp::Ntp;
 
 use super::converged::Converged;
-use super::{Context, Outcome, Policy};
+use super::{Context, ItemPolicy, Outcome};
 use crate::command;
 use crate::fsutil;
 use crate::system::programs;
 
-const NAME: &str = "ntp";
+const NAME: &str = Ntp::NAME;
 const ITEM: &str = "servers";
 const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
 /// Heads the block of managed server lines.
@@ -132,24 +133,33 @@ fn with_servers(text: &str, servers: &[String], options: &str) -> String {
     out
 }
 
-/// Converges [`Ntp`].
-pub struct NtpPolicy<'a> {
-    pub spec: &'a Ntp,
-}
+/// The server list is one item: the daemon's configuration holds all of it.
+impl ItemPolicy for Ntp {
+    type Item = Ntp;
+    type Tools = ();
 
-impl Policy for NtpPolicy<'_> {
-    fn name(&self) -> &'static str {
-        NAME
+    fn items(&self) -> &[Ntp] {
+        std::slice::from_ref(self)
     }
 
-    fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome> {
-        let mut converged = Converged::load(ctx.state_dir, NAME);
-        let outcome = match converge(&self.spec.servers, &mut converged) {
-            Ok(o) => o,
-            Err(e) => Outcome::failed(NAME, ITEM.into(), e),
-        };
-        converged.save_or_warn();
-        vec![outcome]
+    fn item_name(_: &Ntp) -> String {
+        ITEM.to_string()
+    }
+
+    fn tools(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn converge_item(
+        &self,
+        _: &(),
+        spec: &Ntp,
+        _: &Context<'_>,
+        record: &mut Converged,
+        out: &mut Vec<Outcome>,
+    ) -> Result<(), String> {
+        out.push(converge(&spec.servers, record)?);
+        Ok(())
     }
 }
 

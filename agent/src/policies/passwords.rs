@@ -2,26 +2,41 @@
 //! `chpasswd -e` (hash on stdin). Runs after `users`, so an account added and given a
 //! password in one commit converges in one run. Hashes never appear in reports or logs.
 
-use apiary_proto::system::{PasswordHash, Passwords};
+use apiary_proto::policy::InBundle;
+use apiary_proto::policy::passwords::{PasswordHash, Passwords};
 
 use super::converged::Converged;
-use super::{Context, Outcome, Policy, each_item};
+use super::{Context, ItemPolicy, Outcome};
 use crate::system::{account_tools, accounts};
 
-const NAME: &str = "passwords";
+const NAME: &str = Passwords::NAME;
 
-/// Converges [`Passwords`].
-pub struct PasswordsPolicy<'a> {
-    pub spec: &'a Passwords,
-}
+impl ItemPolicy for Passwords {
+    type Item = PasswordHash;
+    type Tools = ();
 
-impl Policy for PasswordsPolicy<'_> {
-    fn name(&self) -> &'static str {
-        NAME
+    fn items(&self) -> &[PasswordHash] {
+        &self.items
     }
 
-    fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome> {
-        each_item(ctx, NAME, &self.spec.items, |i| &i.user, converge_password)
+    fn item_name(item: &PasswordHash) -> String {
+        item.user.clone()
+    }
+
+    fn tools(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn converge_item(
+        &self,
+        _: &(),
+        item: &PasswordHash,
+        _: &Context<'_>,
+        record: &mut Converged,
+        out: &mut Vec<Outcome>,
+    ) -> Result<(), String> {
+        out.push(converge_password(item, record)?);
+        Ok(())
     }
 }
 

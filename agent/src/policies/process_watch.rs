@@ -10,35 +10,46 @@
 
 use std::time::Duration;
 
-use apiary_proto::system::{Presence, ProcessWatch, WatchedProcess};
+use apiary_proto::policy::InBundle;
+use apiary_proto::policy::parts::Presence;
+use apiary_proto::policy::process_watch::{ProcessWatch, WatchedProcess};
 
-use super::{Context, Outcome, Policy};
+use super::converged::Converged;
+use super::{Context, ItemPolicy, Outcome};
 use crate::command;
 use crate::system::processes;
 
-const NAME: &str = "process_watch";
+const NAME: &str = ProcessWatch::NAME;
 /// Bound on a watch command.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Converges [`ProcessWatch`].
-pub struct ProcessWatchPolicy<'a> {
-    pub spec: &'a ProcessWatch,
-}
+/// Every process found out of its state is drift, so nothing is recorded.
+impl ItemPolicy for ProcessWatch {
+    type Item = WatchedProcess;
+    type Tools = ();
 
-impl Policy for ProcessWatchPolicy<'_> {
-    fn name(&self) -> &'static str {
-        NAME
+    fn items(&self) -> &[WatchedProcess] {
+        &self.items
     }
 
-    fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome> {
-        let mut out = Vec::new();
-        for item in &self.spec.items {
-            if (ctx.stop_requested)() {
-                break;
-            }
-            out.push(watch(ctx, item));
-        }
-        out
+    fn item_name(item: &WatchedProcess) -> String {
+        item.name.clone()
+    }
+
+    fn tools(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn converge_item(
+        &self,
+        _: &(),
+        item: &WatchedProcess,
+        ctx: &Context<'_>,
+        _: &mut Converged,
+        out: &mut Vec<Outcome>,
+    ) -> Result<(), String> {
+        out.push(watch(ctx, item));
+        Ok(())
     }
 }
 

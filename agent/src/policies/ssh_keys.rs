@@ -5,30 +5,45 @@
 use std::fs;
 use std::path::Path;
 
-use apiary_proto::system::{AuthorizedKeys, SshKeys};
+use apiary_proto::policy::InBundle;
+use apiary_proto::policy::ssh_keys::{AuthorizedKeys, SshKeys};
 
 use super::converged::Converged;
 use super::file_attributes::{self, Wanted};
-use super::{Context, Outcome, Policy, each_item};
+use super::{Context, ItemPolicy, Outcome};
 use crate::fsutil;
 use crate::system::accounts::{self, Account};
 
-const NAME: &str = "ssh_keys";
+const NAME: &str = SshKeys::NAME;
 const DIR_MODE: u32 = 0o700;
 const FILE_MODE: u32 = 0o600;
 
-/// Converges [`SshKeys`].
-pub struct SshKeysPolicy<'a> {
-    pub spec: &'a SshKeys,
-}
+impl ItemPolicy for SshKeys {
+    type Item = AuthorizedKeys;
+    type Tools = ();
 
-impl Policy for SshKeysPolicy<'_> {
-    fn name(&self) -> &'static str {
-        NAME
+    fn items(&self) -> &[AuthorizedKeys] {
+        &self.items
     }
 
-    fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome> {
-        each_item(ctx, NAME, &self.spec.items, |i| &i.user, converge_keys)
+    fn item_name(item: &AuthorizedKeys) -> String {
+        item.user.clone()
+    }
+
+    fn tools(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn converge_item(
+        &self,
+        _: &(),
+        item: &AuthorizedKeys,
+        _: &Context<'_>,
+        record: &mut Converged,
+        out: &mut Vec<Outcome>,
+    ) -> Result<(), String> {
+        out.push(converge_keys(item, record)?);
+        Ok(())
     }
 }
 

@@ -6,45 +6,44 @@
 //! home directory, and the report says so. An existing account keeps its uid: renumbering
 //! would orphan its files, so a different configured uid is an error, not a change.
 
-use apiary_proto::system::{Presence, User, Users};
+use apiary_proto::policy::InBundle;
+use apiary_proto::policy::parts::Presence;
+use apiary_proto::policy::users::{User, Users};
 
 use super::converged::Converged;
-use super::{Context, Outcome, Policy, each_item};
+use super::{Context, ItemPolicy, Outcome};
 use crate::system::account_tools::{AccountTools, NewAccount};
 use crate::system::accounts::{self, Account};
 
-const NAME: &str = "users";
+const NAME: &str = Users::NAME;
 
-/// Converges [`Users`].
-pub struct UsersPolicy<'a> {
-    pub spec: &'a Users,
-}
+impl ItemPolicy for Users {
+    type Item = User;
+    /// The account tools, and the lowest uid of a regular account.
+    type Tools = (AccountTools, u32);
 
-impl Policy for UsersPolicy<'_> {
-    fn name(&self) -> &'static str {
-        NAME
+    fn items(&self) -> &[User] {
+        &self.items
     }
 
-    fn converge(&self, ctx: &Context<'_>) -> Vec<Outcome> {
-        let tools = match AccountTools::detect() {
-            Ok(t) => t,
-            Err(e) => {
-                return self
-                    .spec
-                    .items
-                    .iter()
-                    .map(|u| Outcome::failed(NAME, u.name.clone(), e.clone()))
-                    .collect();
-            }
-        };
-        let uid_min = accounts::uid_min();
-        each_item(
-            ctx,
-            NAME,
-            &self.spec.items,
-            |u| &u.name,
-            |user, converged| converge_user(&tools, user, uid_min, converged),
-        )
+    fn item_name(user: &User) -> String {
+        user.name.clone()
+    }
+
+    fn tools(&self) -> Result<(AccountTools, u32), String> {
+        Ok((AccountTools::detect()?, accounts::uid_min()))
+    }
+
+    fn converge_item(
+        &self,
+        (tools, uid_min): &(AccountTools, u32),
+        user: &User,
+        _: &Context<'_>,
+        record: &mut Converged,
+        out: &mut Vec<Outcome>,
+    ) -> Result<(), String> {
+        out.push(converge_user(tools, user, *uid_min, record)?);
+        Ok(())
     }
 }
 
@@ -57,11 +56,7 @@ fn converge_user(
     let name = user.name.as_str();
     let existing = accounts::account(name).map_err(|e| format!("cannot read /etc/passwd: {e}"))?;
     let fingerprint = Converged::fingerprint(&[
-        if user.state == Presence::Present {
-            "present"
-        } else {
-            "absent"
-        },
+        user.state.as_str(),
         user.home.as_deref().unwrap_or(""),
         user.shell.as_deref().unwrap_or(""),
     ]);

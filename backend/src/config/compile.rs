@@ -5,14 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use apiary_proto::bundle::{
-    self, Bundle, DistributedFile, FileDistribution, FileSet, Parameters, Policies, Settings,
-};
+use apiary_proto::bundle::{self, Bundle};
+use apiary_proto::policy::{self, FileRef, Policies, Resolve};
 use apiary_proto::signed::BundleSigner;
-use apiary_proto::system::{Passwords, ProcessWatch, SshKeys, Users};
 
 use super::effective::Effective;
-use super::policies::{PolicyConfig, PolicyError};
+use super::policies::{PolicyError, definition};
 use crate::secrets::SecretBox;
 use crate::store::{FileEntry, StoredBundle, Timestamp};
 
@@ -25,8 +23,12 @@ pub enum CompileError {
         node: String,
         source: PolicyError,
     },
-    #[error("file_distribution set on {node} uses {path}, which is not in the file manager")]
-    MissingFile { node: String, path: String },
+    #[error("{policy} set on {node} uses {path}, which is not in the file manager")]
+    MissingFile {
+        policy: String,
+        node: String,
+        path: String,
+    },
     #[error("secret {key} set on {node}: {message}")]
     Secret {
         node: String,
@@ -45,107 +47,70 @@ pub struct Compiled {
     pub content_hash: String,
 }
 
-/// Compiles the effective configuration, resolving file-manager paths to content digests.
+/// The file manager and the secrets key, as compiling sees them; records every file used.
+struct Resolver<'a> {
+    files: &'a BTreeMap<String, FileEntry>,
+    secrets_box: &'a SecretBox,
+    referenced: Vec<String>,
+}
+
+impl Resolve for Resolver<'_> {
+    fn file(&mut self, path: &str) -> Option<FileRef> {
+        let entry = self.files.get(path)?;
+        self.referenced.push(entry.sha256.clone());
+        Some(FileRef {
+            sha256: entry.sha256.clone(),
+            size: entry.size,
+        })
+    }
+
+    fn open_secret(&mut self, key: &str, sealed: &str) -> Result<String, String> {
+        self.secrets_box
+            .open(key, sealed)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Compiles the effective configuration through each policy's definition, resolving
+/// file-manager paths to content digests and opening sealed secrets.
 pub fn compile(
     effective: &BTreeMap<String, Effective>,
     files: &BTreeMap<String, FileEntry>,
     secrets_box: &SecretBox,
 ) -> Result<Compiled, CompileError> {
     let mut policies = Policies::default();
-    let mut referenced = Vec::new();
+    let mut resolver = Resolver {
+        files,
+        secrets_box,
+        referenced: Vec::new(),
+    };
     for (name, eff) in effective {
-        let parsed =
-            PolicyConfig::parse(name, &eff.body).map_err(|source| CompileError::Policy {
-                policy: name.clone(),
-                node: eff.from.clone(),
-                source,
+        let invalid = |source| CompileError::Policy {
+            policy: name.clone(),
+            node: eff.from.clone(),
+            source,
+        };
+        let def = definition(name).map_err(invalid)?;
+        def.compile_into(&eff.body, &mut resolver, &mut policies)
+            .map_err(|e| match e {
+                policy::CompileError::Invalid(message) => invalid(PolicyError::Invalid {
+                    policy: name.clone(),
+                    message,
+                }),
+                // Name the node the item came from, which an extension may differ from.
+                policy::CompileError::MissingFile { item, path } => CompileError::MissingFile {
+                    policy: name.clone(),
+                    node: eff.items_from.get(item).unwrap_or(&eff.from).clone(),
+                    path,
+                },
+                policy::CompileError::Secret { key, message } => CompileError::Secret {
+                    node: eff.keys_from.get(&key).unwrap_or(&eff.from).clone(),
+                    key,
+                    message,
+                },
             })?;
-        match parsed {
-            PolicyConfig::Parameters(p) => {
-                let mut secrets = BTreeMap::new();
-                for (key, sealed) in &p.secrets {
-                    let plain =
-                        secrets_box
-                            .open(key, sealed)
-                            .map_err(|e| CompileError::Secret {
-                                node: eff.keys_from.get(key).unwrap_or(&eff.from).clone(),
-                                key: key.clone(),
-                                message: e.to_string(),
-                            })?;
-                    secrets.insert(key.clone(), plain);
-                }
-                if !p.values.is_empty() || !secrets.is_empty() {
-                    policies.parameters = Some(Parameters {
-                        values: p.values,
-                        secrets,
-                    });
-                }
-            }
-            PolicyConfig::Settings(s) => {
-                let defaults = Settings::default();
-                policies.settings = Some(Settings {
-                    interval_seconds: s.interval_seconds.unwrap_or(defaults.interval_seconds),
-                    reports: s.reports.unwrap_or(defaults.reports),
-                });
-            }
-            PolicyConfig::FileDistribution(fd) => {
-                let mut sets = Vec::with_capacity(fd.sets.len());
-                for (i, set) in fd.sets.into_iter().enumerate() {
-                    // Name the node the set came from, which an extension may differ from.
-                    let node = eff.items_from.get(i).unwrap_or(&eff.from);
-                    let mut out = Vec::with_capacity(set.files.len());
-                    for f in set.files {
-                        let entry =
-                            files
-                                .get(&f.source)
-                                .ok_or_else(|| CompileError::MissingFile {
-                                    node: node.clone(),
-                                    path: f.source.clone(),
-                                })?;
-                        referenced.push(entry.sha256.clone());
-                        out.push(DistributedFile {
-                            source: f.source,
-                            sha256: entry.sha256.clone(),
-                            size: entry.size,
-                            mode: f
-                                .mode
-                                .as_deref()
-                                .map(super::policies::parse_mode)
-                                .transpose()
-                                .map_err(|message| CompileError::Policy {
-                                    policy: name.clone(),
-                                    node: node.clone(),
-                                    source: PolicyError::Invalid {
-                                        policy: name.clone(),
-                                        message,
-                                    },
-                                })?,
-                            destination: f.destination,
-                            template: f.template,
-                            owner: f.owner,
-                            group: f.group,
-                        });
-                    }
-                    sets.push(FileSet {
-                        label: set.label,
-                        pre_condition: set.pre_condition,
-                        command: set.command,
-                        parameters: set.parameters,
-                        files: out,
-                    });
-                }
-                policies.file_distribution = Some(FileDistribution { sets });
-            }
-            PolicyConfig::Users(c) => policies.users = Some(Users { items: c.items }),
-            PolicyConfig::SshKeys(c) => policies.ssh_keys = Some(SshKeys { items: c.items }),
-            PolicyConfig::Passwords(c) => policies.passwords = Some(Passwords { items: c.items }),
-            PolicyConfig::Ntp(n) => policies.ntp = Some(n),
-            PolicyConfig::ProcessWatch(c) => {
-                policies.process_watch = Some(ProcessWatch { items: c.items })
-            }
-            PolicyConfig::ConnectivityWatchdog(w) => policies.connectivity_watchdog = Some(w),
-        }
     }
+    let mut referenced = resolver.referenced;
     referenced.sort();
     referenced.dedup();
     let content_hash = secrets_box
@@ -231,6 +196,7 @@ pub fn next_bundle(
 mod tests {
     use super::*;
     use apiary_proto::digest::sha256_hex;
+    use apiary_proto::policy::settings::Settings;
     use serde_json::json;
 
     /// A fixed key, so fingerprints compare across calls.

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use apiary_proto::policy::{self, Merge};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -17,14 +18,10 @@ use crate::store::ConfigEntry;
 /// The field that asks for extending instead of replacing.
 pub const MERGE_FIELD: &str = "merge";
 
-/// For a list-like policy: the field holding its items and the field naming an item.
-pub fn list_shape(policy: &str) -> Option<(&'static str, &'static str)> {
-    match policy {
-        "file_distribution" => Some(("sets", "label")),
-        "users" | "process_watch" => Some(("items", "name")),
-        "ssh_keys" | "passwords" => Some(("items", "user")),
-        _ => None,
-    }
+/// How `policy` merges, from its definition. Stored names were checked when set; one this
+/// backend does not know merges as a whole document.
+fn merge_of(policy: &str) -> Merge {
+    policy::find(policy).map_or(Merge::Whole, |p| p.merge())
 }
 
 /// Configuration indexed by node, then policy.
@@ -101,11 +98,13 @@ impl ConfigTree {
         for node in chain {
             for (policy, doc) in self.nodes.get(node).into_iter().flatten() {
                 let inherited = out.remove(policy);
-                let merged = match (list_shape(policy), inherited) {
-                    (_, inherited) if policy == PARAMETERS => {
-                        merge_parameters(inherited, doc, node)
+                let merged = match (merge_of(policy), inherited) {
+                    (Merge::PerKey { maps }, inherited) => {
+                        merge_per_key(inherited, doc, node, maps)
                     }
-                    (Some(shape), Some(base)) if extends(doc) => extend(base, doc, node, shape),
+                    (Merge::List { items, key }, Some(base)) if extends(doc) => {
+                        extend(base, doc, node, (items, key))
+                    }
                     (shape, _) => replace(doc, node, shape),
                 };
                 out.insert(policy.clone(), merged);
@@ -115,28 +114,32 @@ impl ConfigTree {
     }
 }
 
-/// Parameters always merge per key: a nearer node's value (or secret) overrides.
-const PARAMETERS: &str = "parameters";
-
-fn merge_parameters(base: Option<Effective>, doc: &Value, node: &str) -> Effective {
+/// Per-key policies (`parameters`) always merge key by key: a nearer node's value wins.
+fn merge_per_key(base: Option<Effective>, doc: &Value, node: &str, maps: &[&str]) -> Effective {
     let mut merged = base.unwrap_or_else(|| Effective {
         from: node.to_string(),
-        body: serde_json::json!({"values": {}, "secrets": {}}),
+        body: Value::Object(
+            maps.iter()
+                .map(|m| (m.to_string(), Value::Object(Default::default())))
+                .collect(),
+        ),
         items_from: Vec::new(),
         keys_from: BTreeMap::new(),
     });
-    for (kind, other) in [("values", "secrets"), ("secrets", "values")] {
+    for kind in maps {
         for (key, value) in doc
-            .get(kind)
+            .get(*kind)
             .and_then(Value::as_object)
             .into_iter()
             .flatten()
         {
-            // A key lives in one kind at a time: a secret below replaces a value above.
-            if let Some(o) = merged.body[other].as_object_mut() {
-                o.remove(key);
+            // A key lives in one map at a time: a secret below replaces a value above.
+            for other in maps.iter().filter(|m| *m != kind) {
+                if let Some(o) = merged.body[*other].as_object_mut() {
+                    o.remove(key);
+                }
             }
-            merged.body[kind][key] = value.clone();
+            merged.body[*kind][key] = value.clone();
             merged.keys_from.insert(key.clone(), node.to_string());
         }
     }
@@ -162,10 +165,11 @@ fn items(doc: &Value, list: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn replace(doc: &Value, node: &str, shape: Option<(&str, &str)>) -> Effective {
-    let items_from = shape
-        .map(|(list, _)| vec![node.to_string(); items(doc, list).len()])
-        .unwrap_or_default();
+fn replace(doc: &Value, node: &str, shape: Merge) -> Effective {
+    let items_from = match shape {
+        Merge::List { items: list, .. } => vec![node.to_string(); items(doc, list).len()],
+        _ => Vec::new(),
+    };
     Effective {
         from: node.to_string(),
         body: without_merge(doc),

@@ -2,6 +2,7 @@
 //! document is shown, and a masked value sent back (an operator editing what they were
 //! shown) stands for the stored value it hides.
 
+use apiary_proto::policy::{Merge, Secret};
 use serde_json::Value;
 
 use crate::secrets::MASK;
@@ -59,37 +60,59 @@ struct SecretSlot<'a> {
     value: &'a mut Value,
 }
 
-/// The secret values of a document: each password item's `hash`, each parameter secret.
+/// The secret values of a document, as its policy's definition names them: each list
+/// item's hash (named by the item's key), each sealed value (named by its key).
 fn secret_slots<'a>(policy: &str, body: &'a mut Value) -> Vec<SecretSlot<'a>> {
-    match policy {
-        "passwords" => body
-            .get_mut("items")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-            .filter_map(|item| {
-                let obj = item.as_object_mut()?;
-                let name = obj.get("user")?.as_str()?.to_string();
-                Some(SecretSlot {
-                    what: "the password hash",
-                    name,
-                    value: obj.get_mut("hash")?,
-                })
-            })
-            .collect(),
-        "parameters" => body
-            .get_mut("secrets")
-            .and_then(Value::as_object_mut)
-            .into_iter()
-            .flatten()
-            .map(|(name, value)| SecretSlot {
-                what: "the secret value",
-                name: name.clone(),
-                value,
-            })
-            .collect(),
-        _ => Vec::new(),
+    let (Some(def), Some(fields)) = (apiary_proto::policy::find(policy), body.as_object_mut())
+    else {
+        return Vec::new();
+    };
+    let mut slots = Vec::new();
+    for (name, value) in fields.iter_mut() {
+        let secret = def.secrets().iter().find(|s| match (s, def.merge()) {
+            (Secret::ItemHash { .. }, Merge::List { items, .. }) => name == items,
+            (Secret::Sealed { field }, _) => name == field,
+            _ => false,
+        });
+        match (secret, def.merge()) {
+            (Some(Secret::ItemHash { field, .. }), Merge::List { key, .. }) => {
+                slots.extend(item_hashes(value, key, field))
+            }
+            (Some(Secret::Sealed { .. }), _) => slots.extend(
+                value
+                    .as_object_mut()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, value)| SecretSlot {
+                        what: "the secret value",
+                        name: name.clone(),
+                        value,
+                    }),
+            ),
+            _ => {}
+        }
     }
+    slots
+}
+
+/// The `field` of each item of a list, named by the item's `key`.
+fn item_hashes<'a>(
+    list: &'a mut Value,
+    key: &'a str,
+    field: &'a str,
+) -> impl Iterator<Item = SecretSlot<'a>> {
+    list.as_array_mut()
+        .into_iter()
+        .flatten()
+        .filter_map(move |item| {
+            let obj = item.as_object_mut()?;
+            let name = obj.get(key)?.as_str()?.to_string();
+            Some(SecretSlot {
+                what: "the password hash",
+                name,
+                value: obj.get_mut(field)?,
+            })
+        })
 }
 
 #[cfg(test)]

@@ -1,43 +1,60 @@
 //! Plaintext passwords in a `passwords` document become SHA-512 crypt hashes before the
 //! document is stored: plaintext never reaches the store, a bundle or a device.
 
+use apiary_proto::policy::{Merge, Secret};
 use serde_json::Value;
 use sha_crypt::{PasswordHasher, ShaCrypt};
 
 /// Bytes of random salt per hash (16 characters of crypt's base64).
 const SALT_BYTES: usize = 12;
 
-/// Replaces every item's `password` with the `hash` of it; other policies pass unchanged.
+/// Replaces the plaintext of every item hash the policy's definition names (`password` in
+/// `passwords`) with its hash; documents without such fields pass unchanged.
 pub fn hash_plaintext(policy: &str, mut body: Value) -> Result<Value, String> {
-    if policy != "passwords" {
-        return Ok(body);
-    }
-    let Some(items) = body.get_mut("items").and_then(Value::as_array_mut) else {
+    let Some(def) = apiary_proto::policy::find(policy) else {
         return Ok(body);
     };
-    for (i, item) in items.iter_mut().enumerate() {
-        let Some(obj) = item.as_object_mut() else {
+    let Merge::List { items: list, .. } = def.merge() else {
+        return Ok(body);
+    };
+    for secret in def.secrets() {
+        let Secret::ItemHash { field, plaintext } = *secret else {
             continue;
         };
-        let Some(plain) = obj.remove("password") else {
+        let Some(items) = body.get_mut(list).and_then(Value::as_array_mut) else {
             continue;
         };
-        let Value::String(plain) = plain else {
-            return Err(format!("items[{i}]: password must be a string"));
-        };
-        if obj.contains_key("hash") {
-            return Err(format!(
-                "items[{i}]: give either password or hash, not both"
-            ));
+        for (i, item) in items.iter_mut().enumerate() {
+            if let Some(obj) = item.as_object_mut() {
+                hash_item(obj, field, plaintext).map_err(|e| format!("{list}[{i}]: {e}"))?;
+            }
         }
-        if plain.is_empty() {
-            return Err(format!(
-                "items[{i}]: an empty password is refused; lock the account with \"hash\": \"!\""
-            ));
-        }
-        obj.insert("hash".into(), Value::String(sha512_crypt(&plain)));
     }
     Ok(body)
+}
+
+/// Puts the hash of `item[plaintext]` into `item[field]`.
+fn hash_item(
+    item: &mut serde_json::Map<String, Value>,
+    field: &str,
+    plaintext: &str,
+) -> Result<(), String> {
+    let Some(plain) = item.remove(plaintext) else {
+        return Ok(());
+    };
+    let Value::String(plain) = plain else {
+        return Err(format!("{plaintext} must be a string"));
+    };
+    if item.contains_key(field) {
+        return Err(format!("give either {plaintext} or {field}, not both"));
+    }
+    if plain.is_empty() {
+        return Err(format!(
+            "an empty {plaintext} is refused; lock the account with \"{field}\": \"!\""
+        ));
+    }
+    item.insert(field.into(), Value::String(sha512_crypt(&plain)));
+    Ok(())
 }
 
 /// `$6$...` hash of `plain` with a fresh random salt.
@@ -69,7 +86,7 @@ mod tests {
         let parsed = PasswordHashRef::new(hash).unwrap();
         assert!(ShaCrypt::SHA512.verify_password(b"s3cret", parsed).is_ok());
         assert!(ShaCrypt::SHA512.verify_password(b"other", parsed).is_err());
-        apiary_proto::system::validate_password_hash("alice", hash).unwrap();
+        apiary_proto::policy::passwords::validate_password_hash("alice", hash).unwrap();
     }
 
     #[test]

@@ -11,7 +11,6 @@ use super::auth::Actor;
 use crate::config::effective::{ConfigTree, Effective};
 use crate::config::masking::{masked, restore_masked};
 use crate::config::node::Node;
-use crate::config::policies::PolicyConfig;
 use crate::error::ApiError;
 use crate::state::Shared;
 
@@ -116,7 +115,8 @@ pub async fn set(
     let body = crate::config::passwords::hash_plaintext(&policy, body)
         .map_err(|e| ApiError::bad_request(format!("{policy}: {e}")))?;
     let body = keep_masked_values(&state, &node, &policy, body).await?;
-    PolicyConfig::parse(&policy, &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    crate::config::policies::check_document(&policy, &body)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     state
         .store
         .set_draft(node.key(), &policy, Some(body.clone()))
@@ -176,11 +176,8 @@ pub async fn unset(
     Query(q): Query<NodeQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let node = resolve(&state, &q.node).await?;
-    if !crate::config::policies::POLICY_NAMES.contains(&policy.as_str()) {
-        return Err(ApiError::bad_request(
-            crate::config::policies::PolicyError::Unknown(policy).to_string(),
-        ));
-    }
+    crate::config::policies::definition(&policy)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     state.store.set_draft(node.key(), &policy, None).await?;
     super::audit(
         &state,

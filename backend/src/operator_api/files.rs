@@ -6,10 +6,10 @@ use axum::extract::{Extension, Path, State};
 
 use super::auth::Actor;
 use crate::blobs::PutError;
-use crate::config::policies::validate_file_manager_path;
 use crate::error::ApiError;
 use crate::state::{Shared, now};
 use crate::store::FileEntry;
+use apiary_proto::policy::file_distribution::validate_file_manager_path;
 
 /// `PUT /api/v1/files/{*path}` with the raw content as body.
 pub async fn upload(

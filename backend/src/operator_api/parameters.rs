@@ -13,12 +13,15 @@ use super::auth::Actor;
 use super::config::NodeQuery;
 use crate::config::masking::masked;
 use crate::config::node::Node;
-use crate::config::policies::{PolicyConfig, validate_parameter_key};
+use apiary_proto::policy::InBundle;
+use apiary_proto::policy::parameters::{Parameters, validate_key};
+
+use crate::config::policies::check_document;
 use crate::error::ApiError;
 use crate::secrets::MASK;
 use crate::state::Shared;
 
-const POLICY: &str = "parameters";
+const POLICY: &str = Parameters::NAME;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,7 +74,7 @@ async fn save_draft(state: &Shared, node: &Node, mut doc: Value) -> Result<(), A
                 .remove(kind);
         }
     }
-    PolicyConfig::parse(POLICY, &doc).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    check_document(POLICY, &doc).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let body = doc
         .as_object()
         .is_some_and(|m| !m.is_empty())
@@ -89,7 +92,7 @@ pub async fn set(
     body: Result<Json<SetParameter>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(req) = body.map_err(ApiError::from_json)?;
-    validate_parameter_key(&key).map_err(ApiError::bad_request)?;
+    validate_key(&key).map_err(ApiError::bad_request)?;
     let node = super::config::resolve(&state, &q.node).await?;
     let mut doc = current_document(&state, node.key()).await?;
     let (kind, other, stored) = if req.secret {

@@ -17,7 +17,6 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::policies::POLICY_NAMES;
 use crate::dashboard::policy_forms::catalogue::form_for;
 use crate::dashboard::policy_forms::{parse, render};
 use crate::dashboard::session::SignedIn;
@@ -115,11 +114,11 @@ async fn render(
         Err(e) => html! { p.error { (e.message) } },
         Ok(doc) => html! {
             nav.policy-index #policy-index {
-                @for policy in POLICY_NAMES {
+                @for policy in apiary_proto::policy::names() {
                     a href={ "#policy-" (policy) } { (policy) " " span.muted { (status(&doc, policy)) } }
                 }
             }
-            @for policy in POLICY_NAMES {
+            @for policy in apiary_proto::policy::names() {
                 (policy_section(user, &doc, policy, retry.as_ref().filter(|r| r.policy == *policy)))
             }
         },
@@ -156,7 +155,7 @@ fn status(doc: &Value, policy: &str) -> String {
 
 /// One policy: inherited, own, draft, and the editors.
 fn policy_section(user: &SignedIn, doc: &Value, policy: &str, retry: Option<&Retry>) -> Markup {
-    let Some(form) = form_for(policy) else {
+    let (Some(form), Some(def)) = (form_for(policy), apiary_proto::policy::find(policy)) else {
         return html! {};
     };
     let node = doc["node"].as_str().unwrap_or("/");
@@ -166,7 +165,7 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str, retry: Option<&Ret
     let effective = doc["effective"].get(policy);
     let from = effective.and_then(|e| e["from"].as_str());
     let inherited = effective.filter(|_| from != Some(node));
-    let per_key = policy == "parameters";
+    let per_key = matches!(def.merge(), apiary_proto::policy::Merge::PerKey { .. });
     // The editor starts from the draft, else the node's own document, else what it
     // inherits; parameters merge key by key, so a node starts with its own keys only.
     let start = match (draft, active, inherited) {
@@ -187,7 +186,7 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str, retry: Option<&Ret
     html! {
         section.card.policy id={ "policy-" (policy) } {
             h2 { (policy) }
-            p.muted { (form.summary) }
+            p.muted { (def.summary()) }
             @if let Some(e) = inherited {
                 p { "Inherited from " strong.inherited-from { (e["from"].as_str().unwrap_or("?")) } " (read-only):" }
                 div.inherited {
@@ -339,13 +338,18 @@ pub async fn save_form(
 /// Secrets typed into the parameters form are sealed before they go anywhere; a masked
 /// one stands for the stored value and is left for the API to put back.
 fn seal_typed_secrets(state: &Shared, policy: &str, body: &mut Value) {
-    if policy != "parameters" {
+    let Some(def) = apiary_proto::policy::find(policy) else {
         return;
-    }
-    if let Some(secrets) = body.get_mut("secrets").and_then(Value::as_object_mut) {
-        for (key, value) in secrets.iter_mut() {
-            if let Some(plain) = value.as_str().filter(|v| *v != crate::secrets::MASK) {
-                *value = Value::String(state.secrets.seal(key, plain));
+    };
+    for secret in def.secrets() {
+        let apiary_proto::policy::Secret::Sealed { field } = secret else {
+            continue;
+        };
+        if let Some(secrets) = body.get_mut(*field).and_then(Value::as_object_mut) {
+            for (key, value) in secrets.iter_mut() {
+                if let Some(plain) = value.as_str().filter(|v| *v != crate::secrets::MASK) {
+                    *value = Value::String(state.secrets.seal(key, plain));
+                }
             }
         }
     }

@@ -1,13 +1,24 @@
-//! The form of every policy: one entry per policy the backend knows, mirroring the
-//! documents in `config::policies` and `apiary_proto::system` (docs/policies.md).
+//! The form of every policy: one entry per policy definition (`apiary_proto::policy`),
+//! giving its document's fields a label, a hint and an input kind. Names, summaries, merge
+//! shapes and secret fields come from the definitions; the tests below hold the forms to
+//! them.
+
+use apiary_proto::policy::InBundle;
+use apiary_proto::policy::connectivity_watchdog::ConnectivityWatchdog;
+use apiary_proto::policy::file_distribution::FileDistribution;
+use apiary_proto::policy::ntp::Ntp;
+use apiary_proto::policy::parameters::Parameters;
+use apiary_proto::policy::passwords::Passwords;
+use apiary_proto::policy::process_watch::ProcessWatch;
+use apiary_proto::policy::settings::Settings;
+use apiary_proto::policy::ssh_keys::SshKeys;
+use apiary_proto::policy::users::Users;
 
 use super::schema::{Field, Kind, MERGE_KEY};
 
 /// A policy's form.
 pub struct PolicyForm {
     pub policy: &'static str,
-    /// One line on what the policy does.
-    pub summary: &'static str,
     pub fields: &'static [Field],
 }
 
@@ -159,10 +170,9 @@ const PROCESSES: &[Field] = &[
 
 /// A list-like policy whose document is `merge` and `items`.
 macro_rules! items_policy {
-    ($policy:literal, $summary:literal, $label:literal, $item:literal, $fields:expr) => {
+    ($policy:ty, $label:literal, $item:literal, $fields:expr) => {
         PolicyForm {
-            policy: $policy,
-            summary: $summary,
+            policy: <$policy>::NAME,
             fields: &[
                 MERGE,
                 field(
@@ -181,8 +191,7 @@ macro_rules! items_policy {
 
 const FORMS: &[PolicyForm] = &[
     PolicyForm {
-        policy: "parameters",
-        summary: "Values for $(key) in policy fields and {{key}} in templates, inherited key by key.",
+        policy: Parameters::NAME,
         fields: &[
             field("values", "Values", "", Kind::Map),
             field(
@@ -194,8 +203,7 @@ const FORMS: &[PolicyForm] = &[
         ],
     },
     PolicyForm {
-        policy: "settings",
-        summary: "How the agent itself behaves.",
+        policy: Settings::NAME,
         fields: &[
             field(
                 "interval_seconds",
@@ -207,8 +215,7 @@ const FORMS: &[PolicyForm] = &[
         ],
     },
     PolicyForm {
-        policy: "file_distribution",
-        summary: "Files kept identical to file-manager sources, optionally rendered as templates.",
+        policy: FileDistribution::NAME,
         fields: &[
             MERGE,
             field(
@@ -222,30 +229,11 @@ const FORMS: &[PolicyForm] = &[
             ),
         ],
     },
-    items_policy!(
-        "users",
-        "Local accounts to add or remove; system accounts are never touched.",
-        "Accounts",
-        "account",
-        USERS
-    ),
-    items_policy!(
-        "ssh_keys",
-        "The complete authorized_keys of each listed account.",
-        "Accounts",
-        "account",
-        SSH_KEYS
-    ),
-    items_policy!(
-        "passwords",
-        "Password hashes of local accounts.",
-        "Accounts",
-        "account",
-        PASSWORDS
-    ),
+    items_policy!(Users, "Accounts", "account", USERS),
+    items_policy!(SshKeys, "Accounts", "account", SSH_KEYS),
+    items_policy!(Passwords, "Accounts", "account", PASSWORDS),
     PolicyForm {
-        policy: "ntp",
-        summary: "Time servers of whichever time daemon the device runs.",
+        policy: Ntp::NAME,
         fields: &[field(
             "servers",
             "Servers",
@@ -253,16 +241,9 @@ const FORMS: &[PolicyForm] = &[
             Kind::Lines,
         )],
     },
-    items_policy!(
-        "process_watch",
-        "Processes that must run, or must not, and the command that fixes it.",
-        "Processes",
-        "process",
-        PROCESSES
-    ),
+    items_policy!(ProcessWatch, "Processes", "process", PROCESSES),
     PolicyForm {
-        policy: "connectivity_watchdog",
-        summary: "What the device does after failing to reach the backend too often.",
+        policy: ConnectivityWatchdog::NAME,
         fields: &[
             field(
                 "failed_checkins",
@@ -284,13 +265,56 @@ const FORMS: &[PolicyForm] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::policies::POLICY_NAMES;
+    use apiary_proto::policy::{self, Merge, Secret};
 
     #[test]
-    fn every_policy_has_a_form() {
-        for policy in POLICY_NAMES {
+    fn every_policy_has_one_form_and_every_form_a_policy() {
+        for policy in policy::names() {
             assert!(form_for(policy).is_some(), "{policy} has no form");
         }
-        assert_eq!(FORMS.len(), POLICY_NAMES.len());
+        assert_eq!(FORMS.len(), policy::ALL.len());
+    }
+
+    /// A list policy's form offers the merge choice and its list; secret fields get
+    /// secret inputs.
+    #[test]
+    fn forms_follow_the_definitions() {
+        for def in policy::ALL {
+            let form = form_for(def.name()).expect("every policy has a form");
+            let key = |k: &str| form.fields.iter().find(|f| f.key == k);
+            if let Merge::List { items, .. } = def.merge() {
+                assert_eq!(form.fields[0].key, MERGE_KEY, "{}", def.name());
+                assert!(
+                    matches!(key(items).map(|f| &f.kind), Some(Kind::Records { .. })),
+                    "{}: {items} is not a list of records",
+                    def.name()
+                );
+            } else {
+                assert!(key(MERGE_KEY).is_none(), "{}", def.name());
+            }
+            for secret in def.secrets() {
+                match *secret {
+                    Secret::Sealed { field } => assert!(
+                        matches!(key(field).map(|f| &f.kind), Some(Kind::SecretMap)),
+                        "{}: {field}",
+                        def.name()
+                    ),
+                    Secret::ItemHash { field, plaintext } => {
+                        let Merge::List { items, .. } = def.merge() else {
+                            panic!("{}: a hash outside a list", def.name())
+                        };
+                        let Some(Kind::Records { fields, .. }) = key(items).map(|f| &f.kind) else {
+                            panic!("{}: no records", def.name())
+                        };
+                        let input = fields.iter().find(|f| f.key == plaintext);
+                        assert!(
+                            matches!(input.map(|f| &f.kind), Some(Kind::Password { replaces }) if *replaces == field),
+                            "{}: {plaintext} must be a password input replacing {field}",
+                            def.name()
+                        );
+                    }
+                }
+            }
+        }
     }
 }
