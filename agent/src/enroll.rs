@@ -13,7 +13,7 @@ use rustls_pki_types::pem::PemObject;
 use crate::config::{self, AgentConfig, Dirs};
 use crate::fsutil;
 use crate::signals;
-use crate::transport::{self, Transport, TransportError};
+use crate::transport::{Transport, TransportError};
 
 /// What the operator passed to `bootstrap`.
 pub struct BootstrapOptions {
@@ -76,7 +76,7 @@ pub fn bootstrap(dirs: &Dirs, opts: &BootstrapOptions) -> Result<String, EnrollE
             path: path.clone(),
             source,
         })?,
-        None => transport::system_roots().ok_or(EnrollError::NoRoots)?,
+        None => apiary_proto::tls_client::system_roots().ok_or(EnrollError::NoRoots)?,
     };
     let transport = Transport::anonymous(&opts.server_url, &roots)?;
 

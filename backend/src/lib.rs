@@ -1,13 +1,11 @@
 //! `apiary-backend`: the device API, the operator API and the dashboard, over one
-//! store; plus the client side used by the `apiary` operator CLI.
+//! store.
 
 pub mod blobs;
-pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod datadir;
 pub mod device_api;
-pub mod diff;
 pub mod error;
 pub mod operator_accounts;
 pub mod operator_api;

@@ -8,11 +8,14 @@
 
 pub mod bundle;
 pub mod device_api;
+pub mod diff;
 pub mod digest;
 pub mod hex;
 pub mod pem;
 pub mod policy;
 pub mod signed;
+#[cfg(feature = "tls-client")]
+pub mod tls_client;
 
 /// Version of the agent and backend, sent in every check-in.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

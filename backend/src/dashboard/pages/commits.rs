@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use crate::dashboard::session::SignedIn;
 use crate::dashboard::{PageError, actor, check_form, from_api, layout, pretty, when};
-use crate::diff::{self, Line};
 use crate::operator_api::commits::{self, CreateCommit};
 use crate::state::Shared;
+use apiary_proto::diff::{self, Line};
 
 /// Commits listed on the history page.
 const HISTORY: usize = 100;

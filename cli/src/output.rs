@@ -285,7 +285,7 @@ pub fn commit(v: &Value) {
         println!("{} {}:", s(&c["node"]), s(&c["policy"]));
         print!(
             "{}",
-            crate::diff::render(&pretty(&c["before"]), &pretty(&c["after"]))
+            apiary_proto::diff::render(&pretty(&c["before"]), &pretty(&c["after"]))
         );
     }
 }

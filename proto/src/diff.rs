@@ -1,4 +1,5 @@
-//! A line diff for showing configuration changes (documents are small: plain LCS suffices).
+//! A line diff of configuration documents, as the CLI and the dashboard show changes
+//! (documents are small: plain LCS suffices).
 
 /// One line of a diff.
 #[derive(Debug, PartialEq, Eq)]

@@ -1,11 +1,10 @@
 //! HTTP client of the operator API: bearer token, JSON, server errors surfaced verbatim.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use apiary_proto::device_api::ErrorBody;
+use apiary_proto::tls_client::{self, Suites};
 use serde::Serialize;
-use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,24 +30,14 @@ impl Client {
     /// A client for `server` (e.g. `http://127.0.0.1:8080`) using `token`; for https, trusting
     /// the PEM certificates in `roots_pem` (the `--ca-cert` file or the system bundle).
     pub fn new(server: &str, token: &str, roots_pem: &[u8]) -> Result<Self, ClientError> {
-        let mut roots = Vec::new();
-        for item in ureq::tls::parse_pem(roots_pem) {
-            if let ureq::tls::PemItem::Certificate(c) =
-                item.map_err(|e| ClientError::Usage(format!("CA certificate: {e}")))?
-            {
-                roots.push(c);
-            }
-        }
+        let roots =
+            tls_client::pem_certs(roots_pem).map_err(|e| ClientError::Usage(e.to_string()))?;
         if server.starts_with("https://") && roots.is_empty() {
             return Err(ClientError::Usage(
                 "no CA certificate to verify the server with: pass --ca-cert".into(),
             ));
         }
-        let tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .root_certs(RootCerts::new_with_certs(&roots))
-            .build();
+        let tls = tls_client::config(&roots, None, Suites::Default);
         let agent = ureq::Agent::config_builder()
             .tls_config(tls)
             .http_status_as_error(false)

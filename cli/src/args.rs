@@ -1,0 +1,233 @@
+//! The `apiary` command line as clap parses it: one enum per command group, one variant
+//! per subcommand. Running them is `commands`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Apiary operator CLI.
+#[derive(Parser)]
+#[command(name = "apiary", version, about = "Apiary operator CLI")]
+pub struct Cli {
+    /// Operator API URL
+    #[arg(
+        long,
+        env = "APIARY_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub server: String,
+    /// API token (the admin token is in <data-dir>/admin.token)
+    #[arg(long, env = "APIARY_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// CA certificate (PEM) to verify an https server with; default: the system CA bundle
+    #[arg(long, env = "APIARY_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Keys devices enrol with
+    #[command(subcommand)]
+    BootstrapKeys(KeysCmd),
+    /// Enrolled and pending devices
+    #[command(subcommand)]
+    Devices(DevicesCmd),
+    /// The device tree
+    #[command(subcommand)]
+    Groups(GroupsCmd),
+    /// Parameters for $(key) and {{key}}, per node, inherited down the tree
+    #[command(subcommand)]
+    Params(ParamsCmd),
+    /// The file manager
+    #[command(subcommand)]
+    Files(FilesCmd),
+    /// Policy configuration of a node (group path like /prod/oslo, or a device id)
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Make every draft active and recompile the impacted devices' bundles
+    Commit {
+        /// What the change is for
+        #[arg(short, long)]
+        message: String,
+        /// Only list what would change
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Committed change sets
+    #[command(subcommand)]
+    Commits(CommitsCmd),
+    /// Uncommitted configuration changes
+    #[command(subcommand)]
+    Drafts(DraftsCmd),
+    /// Who did what: every operator action, newest first
+    Audit {
+        /// Only actions by this token name
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action, e.g. device.approve, commit, config.set
+        #[arg(long)]
+        action: Option<String>,
+        /// Only targets starting with this (a device id, a group path, a commit id)
+        #[arg(long)]
+        target: Option<String>,
+        /// Only the last DURATION (e.g. 30m, 12h, 7d) or since a unix time
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many entries
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Print the CA certificate agents pin (for `apiary-agent bootstrap --ca-cert`)
+    Ca,
+}
+
+#[derive(Args)]
+pub struct JsonFlag {
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum KeysCmd {
+    /// Create a key and print it (it is not shown again)
+    Create {
+        /// Group new devices land in (default: unassigned)
+        #[arg(long)]
+        group: Option<String>,
+        /// Approve devices enrolling with this key without an operator
+        #[arg(long)]
+        auto_accept: bool,
+    },
+    /// List keys
+    List(JsonFlag),
+    /// Revoke a key: devices can no longer enrol with it
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum DevicesCmd {
+    /// List devices
+    List {
+        /// Only devices waiting for approval
+        #[arg(long)]
+        pending: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show a device: facts, last check-in, applied commit, recent reports
+    Show {
+        /// Device id, a unique id prefix, or the device name
+        device: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Approve a pending device
+    Approve { device: String },
+    /// Reject a device
+    Reject { device: String },
+    /// Put a device in a group ("unassigned" for none); it converges at its next run
+    Move { device: String, group: String },
+}
+
+#[derive(Subcommand)]
+pub enum ParamsCmd {
+    /// Draft a parameter on a node; a secret without VALUE is read from stdin
+    Set {
+        node: String,
+        key: String,
+        value: Option<String>,
+        /// Store sealed, never show it again, and keep it out of device reports
+        #[arg(long)]
+        secret: bool,
+    },
+    /// Draft removing a node's own parameter
+    Unset { node: String, key: String },
+    /// Show a node's own parameters and those in force on it, with where each comes from
+    Show {
+        node: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum GroupsCmd {
+    /// List groups with the number of devices directly in each
+    List(JsonFlag),
+    /// Create a group (and missing ancestors)
+    Create { path: String },
+    /// Rename a group, e.g. /lab/old to /lab/new; subgroups, devices and configuration follow
+    Rename { from: String, to: String },
+    /// Move a group under another parent, keeping its name
+    Move { path: String, parent: String },
+    /// Delete an empty group
+    Delete { path: String },
+}
+
+#[derive(Subcommand)]
+pub enum FilesCmd {
+    /// Upload a local file to the file manager
+    Upload { local: PathBuf, remote: String },
+    /// List files
+    List(JsonFlag),
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCmd {
+    /// Draft a policy document for a node
+    Set {
+        node: String,
+        policy: String,
+        /// JSON document (- for stdin)
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Draft removing a node's own document for a policy (it inherits again)
+    Unset { node: String, policy: String },
+    /// Show a node's own active and draft documents, or with --effective what applies to it
+    Show {
+        node: String,
+        /// What is in force on the node and where each part comes from
+        #[arg(long)]
+        effective: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CommitsCmd {
+    /// List commits, newest first
+    List(JsonFlag),
+    /// Show a commit: author, time, message and a diff of every change
+    Show {
+        id: i64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Make a new commit that restores what commit ID changed to its state before ID
+    Revert {
+        id: i64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DraftsCmd {
+    /// List drafts
+    List(JsonFlag),
+    /// Throw drafts away: all of them, a node's, or one policy of a node
+    Discard {
+        node: Option<String>,
+        policy: Option<String>,
+    },
+}
