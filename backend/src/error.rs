@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use apiary_proto::device_api::ErrorBody;
 
-use crate::store::StoreError;
+use crate::service::{Failure, Kind};
 
 /// An error answer.
 #[derive(Debug)]
@@ -51,13 +51,16 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict(m) => Self::conflict(m),
-            StoreError::NotFound(m) => Self::not_found(m),
-            other => Self::internal(other.to_string()),
-        }
+/// Every operation's error answers with the status its kind calls for.
+impl<E: Failure> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        let status = match e.kind() {
+            Kind::Invalid => StatusCode::BAD_REQUEST,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, e.to_string())
     }
 }
 

@@ -13,6 +13,7 @@ pub mod operator_cli;
 pub mod pki;
 pub mod secrets;
 pub mod server;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod tls_server;

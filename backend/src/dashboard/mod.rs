@@ -1,5 +1,5 @@
 //! The operator dashboard: server-rendered HTML (maud, auto-escaped) on the operator
-//! listener, behind a login. Every change goes through the same handlers as the REST API,
+//! listener, behind a login. Every change is an operation of `service`, as in the REST API,
 //! so validation, masking and the audit log are the same whichever way an operator works.
 
 mod layout;
@@ -8,15 +8,13 @@ mod pages;
 mod policy_forms;
 pub mod session;
 
+use crate::error::ApiError;
+use crate::service::Failure;
+use crate::state::Shared;
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::de::DeserializeOwned;
-
-use crate::error::ApiError;
-use crate::operator_api::auth::Actor;
-use crate::state::Shared;
 use session::SignedIn;
 
 /// The dashboard's routes; `secure_cookies` when served over HTTPS.
@@ -139,8 +137,9 @@ impl From<ApiError> for PageError {
     }
 }
 
-impl From<crate::store::StoreError> for PageError {
-    fn from(e: crate::store::StoreError) -> Self {
+/// An operation's error, shown with the status the REST API would answer.
+impl<E: Failure> From<E> for PageError {
+    fn from(e: E) -> Self {
         ApiError::from(e).into()
     }
 }
@@ -187,22 +186,6 @@ pub fn check_csrf(user: &SignedIn, csrf: &str) -> Result<(), PageError> {
         ));
     }
     Ok(())
-}
-
-/// The actor an API handler records in the audit log.
-pub fn actor(user: &SignedIn) -> axum::Extension<Actor> {
-    axum::Extension(Actor(user.username.clone()))
-}
-
-/// Turns an API handler's JSON answer into a value of the page's own type.
-pub fn from_api<T: DeserializeOwned, U: serde::Serialize>(
-    answer: Result<axum::Json<U>, ApiError>,
-) -> Result<T, PageError> {
-    let axum::Json(value) = answer?;
-    let value = serde_json::to_value(value)
-        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    serde_json::from_value(value)
-        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// The report levels, least severe first.

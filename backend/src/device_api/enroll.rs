@@ -73,8 +73,12 @@ pub async fn bootstrap(
         .await?;
     tracing::info!(device = %device_id, auto_accept = key.auto_accept, "enrolment request");
     let device = if key.auto_accept && device.status == DeviceStatus::Pending {
-        crate::operator_api::devices::approve(&state, &device, &format!("bootstrap-key:{}", key.id))
-            .await?
+        crate::service::devices::approve_pending(
+            &state,
+            &format!("bootstrap-key:{}", key.id),
+            &device,
+        )
+        .await?
     } else {
         device
     };

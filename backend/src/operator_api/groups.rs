@@ -1,4 +1,4 @@
-//! The device tree: groups and moving devices between them.
+//! `/groups` and `/devices/{id}/move`: the device tree.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -7,30 +7,20 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Actor;
-use crate::config::tree::{self, TreeError};
 use crate::error::ApiError;
+use crate::service::groups;
 use crate::state::Shared;
 use crate::store::GroupInfo;
 
-impl From<TreeError> for ApiError {
-    fn from(e: TreeError) -> Self {
-        match e {
-            TreeError::Node(n) => ApiError::bad_request(n.to_string()),
-            TreeError::Store(s) => s.into(),
-            TreeError::Compile(c) => ApiError::bad_request(c.to_string()),
-        }
-    }
-}
-
 /// `GET /api/v1/groups`.
 pub async fn list(State(state): State<Shared>) -> Result<Json<Vec<GroupInfo>>, ApiError> {
-    Ok(Json(state.store.list_groups().await?))
+    Ok(Json(groups::list(&state).await?))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroup {
-    pub(crate) path: String,
+    path: String,
 }
 
 /// `POST /api/v1/groups` `{"path": "/prod/oslo"}`.
@@ -40,16 +30,15 @@ pub async fn create(
     body: Result<Json<CreateGroup>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(req) = body.map_err(ApiError::from_json)?;
-    let path = tree::create_group(&state, &req.path).await?;
-    super::audit(&state, &actor.0, "group.create", &path, "").await;
+    let path = groups::create(&state, &actor.0, &req.path).await?;
     Ok(Json(json!({"path": path})))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RenameGroup {
-    pub(crate) from: String,
-    pub(crate) to: String,
+    from: String,
+    to: String,
 }
 
 /// `POST /api/v1/groups/rename` `{"from": "/a/b", "to": "/c/b"}`: rename or move a subtree.
@@ -59,15 +48,7 @@ pub async fn rename(
     body: Result<Json<RenameGroup>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(req) = body.map_err(ApiError::from_json)?;
-    let changed = tree::rename_group(&state, &req.from, &req.to).await?;
-    super::audit(
-        &state,
-        &actor.0,
-        "group.rename",
-        &req.from,
-        format!("to {} ({changed} device bundle(s) changed)", req.to),
-    )
-    .await;
+    let changed = groups::rename(&state, &actor.0, &req.from, &req.to).await?;
     Ok(Json(
         json!({"from": req.from, "to": req.to, "devices_with_new_bundle": changed}),
     ))
@@ -75,7 +56,7 @@ pub async fn rename(
 
 #[derive(Deserialize)]
 pub struct PathQuery {
-    pub(crate) path: String,
+    path: String,
 }
 
 /// `DELETE /api/v1/groups?path=/a`: only empty groups.
@@ -84,8 +65,7 @@ pub async fn delete(
     Extension(actor): Extension<Actor>,
     Query(q): Query<PathQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    tree::delete_group(&state, &q.path).await?;
-    super::audit(&state, &actor.0, "group.delete", &q.path, "").await;
+    groups::delete(&state, &actor.0, &q.path).await?;
     Ok(Json(json!({"deleted": q.path})))
 }
 
@@ -93,7 +73,7 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct MoveDevice {
     /// Target group; `null` puts the device in "unassigned".
-    pub(crate) group: Option<String>,
+    group: Option<String>,
 }
 
 /// `POST /api/v1/devices/{id}/move` `{"group": "/prod"}`.
@@ -104,9 +84,7 @@ pub async fn move_device(
     body: Result<Json<MoveDevice>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(req) = body.map_err(ApiError::from_json)?;
-    let changed = tree::move_device(&state, &id, req.group.as_deref()).await?;
-    let to = req.group.as_deref().unwrap_or("unassigned");
-    super::audit(&state, &actor.0, "device.move", &id, format!("to {to}")).await;
+    let changed = groups::move_device(&state, &actor.0, &id, req.group.as_deref()).await?;
     Ok(Json(
         json!({"device": id, "group": req.group, "new_bundle": changed}),
     ))

@@ -1,4 +1,5 @@
-//! The operator REST API (`/api/v1`): bearer-token auth, JSON in and out.
+//! The operator REST API (`/api/v1`): bearer-token auth, JSON in and out. Each handler
+//! parses its request, calls one operation of `service`, and answers with its result.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -9,15 +10,12 @@ use crate::state::Shared;
 
 pub mod auth;
 mod bootstrap_keys;
-pub mod commits;
+mod commits;
 pub mod config;
-pub mod devices;
+mod devices;
 mod files;
-pub mod groups;
+mod groups;
 mod parameters;
-
-/// Largest file-manager upload.
-pub const MAX_UPLOAD_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 /// The operator API router (everything under `/api/v1` requires a token).
 pub fn router(state: Shared) -> Router {
@@ -32,7 +30,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/devices", get(devices::list))
         .route("/devices/{id}", get(devices::show))
-        .route("/devices/{id}/approve", post(devices::approve_handler))
+        .route("/devices/{id}/approve", post(devices::approve))
         .route("/devices/{id}/reject", post(devices::reject))
         .route("/devices/{id}/move", post(groups::move_device))
         .route(
@@ -45,7 +43,9 @@ pub fn router(state: Shared) -> Router {
         .route("/files", get(files::list))
         .route(
             "/files/{*path}",
-            put(files::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES as usize)),
+            put(files::upload).layer(DefaultBodyLimit::max(
+                crate::service::files::MAX_UPLOAD_BYTES as usize,
+            )),
         )
         .route("/config", get(config::show))
         .route("/parameters", get(parameters::show))
@@ -69,24 +69,4 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(|| async { "ok\n" }))
-}
-
-/// Records an operator action.
-pub(crate) async fn audit(
-    state: &Shared,
-    actor: &str,
-    action: &str,
-    target: &str,
-    detail: impl Into<String>,
-) {
-    let entry = crate::store::AuditEntry {
-        time: crate::state::now(),
-        actor: actor.to_string(),
-        action: action.to_string(),
-        target: target.to_string(),
-        detail: detail.into(),
-    };
-    if let Err(e) = state.store.audit(entry).await {
-        tracing::error!("cannot record audit entry {action} {target}: {e}");
-    }
 }

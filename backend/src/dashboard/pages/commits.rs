@@ -1,6 +1,7 @@
 //! Committing drafts (`GET /commit` previews what would change and which devices; `POST`
 //! commits), the commit history, and one commit's diff and rollout.
 
+use apiary_proto::diff::{self, Line};
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::Redirect;
@@ -9,21 +10,22 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::dashboard::session::SignedIn;
-use crate::dashboard::{PageError, actor, check_form, from_api, layout, pretty, when};
-use crate::operator_api::commits::{self, CreateCommit};
+use crate::dashboard::{PageError, check_form, layout, pretty, when};
+use crate::service::commits;
 use crate::state::Shared;
-use apiary_proto::diff::{self, Line};
+use crate::store::{ConfigChange, RolloutState};
 
 /// Commits listed on the history page.
 const HISTORY: usize = 100;
 
 /// The changes of a commit (or of the drafts), one diff per node and policy.
-fn changes(changes: &[Value]) -> Markup {
+fn changes(changes: &[ConfigChange]) -> Markup {
+    let text = |doc: &Option<Value>| doc.as_ref().map(pretty).unwrap_or_default();
     html! {
         @for c in changes {
-            h2.change { (c["node"].as_str().unwrap_or("?")) " \u{b7} " (c["policy"].as_str().unwrap_or("?")) }
+            h2.change { (c.node) " \u{b7} " (c.policy) }
             div.diff {
-                @for line in diff::lines(&pretty(&c["before"]), &pretty(&c["after"])) {
+                @for line in diff::lines(&text(&c.before), &text(&c.after)) {
                     @match line {
                         Line::Same(t) => { "  " (t) "\n" },
                         Line::Removed(t) => span.del { "- " (t) "\n" },
@@ -37,17 +39,7 @@ fn changes(changes: &[Value]) -> Markup {
 
 /// `GET /commit`: what committing the drafts would do.
 pub async fn preview(State(state): State<Shared>, user: SignedIn) -> Result<Markup, PageError> {
-    let dry: Result<Value, PageError> = from_api(
-        commits::create(
-            State(state),
-            actor(&user),
-            Ok(axum::Json(CreateCommit {
-                message: "preview".into(),
-                dry_run: true,
-            })),
-        )
-        .await,
-    );
+    let dry = commits::commit(&state, &user.username, "preview", true).await;
     Ok(layout::page(
         &user,
         "Commit",
@@ -55,22 +47,22 @@ pub async fn preview(State(state): State<Shared>, user: SignedIn) -> Result<Mark
         html! {
             h1 { "Commit drafts" }
             @match dry {
-                Err(e) => p.error #commit-error { (e.message) },
+                Err(e) => p.error #commit-error { (e) },
                 Ok(outcome) => {
-                    @let impacted = outcome["impacted"].as_array().cloned().unwrap_or_default();
+                    @let impacted = &outcome.impacted;
                     p #impact-summary { (impacted.len()) " device(s) get a new bundle." }
                     table #impacted {
                         thead { tr { th { "Device" } th { "Policies that change" } } }
                         tbody {
-                            @for i in &impacted {
+                            @for i in impacted {
                                 tr {
-                                    td { a href={ "/devices/" (i["device"].as_str().unwrap_or("")) } { (i["name"].as_str().unwrap_or("")) } }
-                                    td { (i["policies"].as_array().map(|p| p.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                                    td { a href={ "/devices/" (i.device) } { (i.name) } }
+                                    td { (i.policies.join(", ")) }
                                 }
                             }
                         }
                     }
-                    (changes(outcome["changes"].as_array().map(Vec::as_slice).unwrap_or(&[])))
+                    (changes(&outcome.changes))
                     form #commit-form method="post" action="/commit" style="margin-top: 1rem" {
                         (layout::csrf(&user))
                         label for="message" { "Message" }
@@ -97,35 +89,25 @@ pub async fn commit(
     Form(f): Form<CommitForm>,
 ) -> Result<Redirect, PageError> {
     check_form(&user, &f.csrf)?;
-    let outcome: Value = from_api(
-        commits::create(
-            State(state),
-            actor(&user),
-            Ok(axum::Json(CreateCommit {
-                message: f.message,
-                dry_run: false,
-            })),
-        )
-        .await,
-    )?;
-    let id = outcome["id"].as_i64().unwrap_or(0);
+    let outcome = commits::commit(&state, &user.username, &f.message, false).await?;
+    let id = outcome.id.unwrap_or(0);
     Ok(Redirect::to(&format!("/commits/{id}")))
 }
 
 /// `GET /commits`: newest first, with rollout counts.
 pub async fn list(State(state): State<Shared>, user: SignedIn) -> Result<Markup, PageError> {
-    let mut all = state.store.list_commits().await?;
+    let mut all = commits::list(&state).await?;
     all.sort_by_key(|c| std::cmp::Reverse(c.id));
     all.truncate(HISTORY);
     let mut rows = Vec::new();
     for c in all {
         let rollout = state.store.rollout(c.id).await?;
-        let count = |s: crate::store::RolloutState| rollout.iter().filter(|r| r.state == s).count();
+        let count = |s: RolloutState| rollout.iter().filter(|r| r.state == s).count();
         rows.push((
             c,
-            count(crate::store::RolloutState::Converged),
-            count(crate::store::RolloutState::Pending),
-            count(crate::store::RolloutState::Failed),
+            count(RolloutState::Converged),
+            count(RolloutState::Pending),
+            count(RolloutState::Failed),
         ));
     }
     Ok(layout::page(
@@ -165,41 +147,38 @@ pub async fn show(
     user: SignedIn,
     Path(id): Path<i64>,
 ) -> Result<Markup, PageError> {
-    let detail: Value = from_api(commits::show(State(state), Path(id)).await)?;
-    let devices = detail["rollout"]["devices"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let detail = commits::show(&state, id).await?;
+    let (commit, rollout) = (&detail.commit, &detail.rollout);
     Ok(layout::page(
         &user,
         &format!("Commit {id}"),
         "/commits",
         html! {
             h1 { "Commit #" (id) }
-            p { strong { (detail["message"].as_str().unwrap_or("")) } " by " (detail["author"].as_str().unwrap_or("")) ", " (when(detail["created_at"].as_i64().unwrap_or(0))) }
+            p { strong { (commit.message) } " by " (commit.author) ", " (when(commit.created_at)) }
             h2 { "Rollout" }
             p #rollout-counts {
-                @for (state, n) in detail["rollout"]["counts"].as_object().cloned().unwrap_or_default() {
+                @for (state, n) in &rollout.counts {
                     span class={ "state-" (state) } { (state) ": " (n) } " "
                 }
             }
             table #rollout {
                 thead { tr { th { "Device" } th { "State" } th { "Failed policies" } th { "Updated" } } }
                 tbody {
-                    @for d in &devices {
-                        @let st = d["state"].as_str().unwrap_or("");
+                    @for d in &rollout.devices {
+                        @let st = d.state.as_str();
                         tr {
-                            td { a href={ "/devices/" (d["device_id"].as_str().unwrap_or("")) } { (d["device_name"].as_str().unwrap_or("")) } }
+                            td { a href={ "/devices/" (d.device_id) } { (d.device_name) } }
                             td class={ "state-" (st) } { (st) }
-                            td { (d["failed_policies"].as_array().map(|p| p.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
-                            td { (when(d["updated_at"].as_i64().unwrap_or(0))) }
+                            td { (d.failed_policies.join(", ")) }
+                            td { (when(d.updated_at)) }
                         }
                     }
-                    @if devices.is_empty() { tr { td colspan="4" .muted { "No device got a new bundle from this commit." } } }
+                    @if rollout.devices.is_empty() { tr { td colspan="4" .muted { "No device got a new bundle from this commit." } } }
                 }
             }
             h2 { "Changes" }
-            (changes(detail["changes"].as_array().map(Vec::as_slice).unwrap_or(&[])))
+            (changes(&commit.changes))
         },
     ))
 }

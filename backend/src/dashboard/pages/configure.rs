@@ -4,24 +4,24 @@
 //! policies) or drop the node's own one.
 //!
 //! Forms become the same JSON documents `apiary config set` takes ("Edit as JSON" offers
-//! them raw) and go through the same handler, so validation, plaintext-password hashing
+//! them raw) and go through the same operation, so validation, plaintext-password hashing
 //! and masking are identical.
 
-use std::collections::BTreeMap;
-
+use apiary_proto::policy::{self, Merge, Secret};
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::config::effective::Effective;
 use crate::dashboard::policy_forms::catalogue::form_for;
 use crate::dashboard::policy_forms::{parse, render};
 use crate::dashboard::session::SignedIn;
-use crate::dashboard::{PageError, actor, after_form, check_form, from_api, layout, pretty};
-use crate::operator_api::config::{self, NodeQuery};
+use crate::dashboard::{PageError, after_form, check_form, layout, pretty};
+use crate::service::config::{self, NodeConfig};
 use crate::state::Shared;
 
 #[derive(Deserialize, Default)]
@@ -82,17 +82,9 @@ async fn render(
     err: Option<&str>,
     retry: Option<Retry>,
 ) -> Result<Markup, PageError> {
-    let node = node.to_string();
-    let state = state.clone();
     let groups = state.store.list_groups().await?;
     let drafts = state.store.drafts().await?;
-    let shown: Result<Value, PageError> = from_api(
-        config::show(
-            State(state.clone()),
-            Query(NodeQuery { node: node.clone() }),
-        )
-        .await,
-    );
+    let shown = config::show(state, node).await;
     let picker = html! {
         form.inline #node-picker method="get" action="/configure" {
             label for="node" { "Node" }
@@ -111,15 +103,15 @@ async fn render(
         }
     };
     let body = match shown {
-        Err(e) => html! { p.error { (e.message) } },
+        Err(e) => html! { p.error { (e) } },
         Ok(doc) => html! {
             nav.policy-index #policy-index {
-                @for policy in apiary_proto::policy::names() {
+                @for policy in policy::names() {
                     a href={ "#policy-" (policy) } { (policy) " " span.muted { (status(&doc, policy)) } }
                 }
             }
-            @for policy in apiary_proto::policy::names() {
-                (policy_section(user, &doc, policy, retry.as_ref().filter(|r| r.policy == *policy)))
+            @for policy in policy::names() {
+                (policy_section(user, &doc, policy, retry.as_ref().filter(|r| r.policy == policy)))
             }
         },
     };
@@ -138,13 +130,12 @@ async fn render(
 }
 
 /// Where a policy stands on the node, in a few words.
-fn status(doc: &Value, policy: &str) -> String {
-    let node = doc["node"].as_str().unwrap_or("/");
-    let own = &doc["policies"][policy];
-    let from = doc["effective"][policy]["from"].as_str();
-    if own.get("draft").is_some() {
+fn status(doc: &NodeConfig, policy: &str) -> String {
+    let own = doc.policies.get(policy);
+    let from = doc.effective.get(policy).map(|e| e.from.as_str());
+    if own.is_some_and(|o| o.draft.is_some()) {
         "draft".into()
-    } else if own.get("active").is_some() || from == Some(node) {
+    } else if own.is_some_and(|o| o.active.is_some()) || from == Some(&doc.node) {
         "set here".into()
     } else if let Some(from) = from {
         format!("from {from}")
@@ -154,28 +145,33 @@ fn status(doc: &Value, policy: &str) -> String {
 }
 
 /// One policy: inherited, own, draft, and the editors.
-fn policy_section(user: &SignedIn, doc: &Value, policy: &str, retry: Option<&Retry>) -> Markup {
-    let (Some(form), Some(def)) = (form_for(policy), apiary_proto::policy::find(policy)) else {
+fn policy_section(
+    user: &SignedIn,
+    doc: &NodeConfig,
+    policy: &str,
+    retry: Option<&Retry>,
+) -> Markup {
+    let (Some(form), Some(def)) = (form_for(policy), policy::find(policy)) else {
         return html! {};
     };
-    let node = doc["node"].as_str().unwrap_or("/");
-    let own = &doc["policies"][policy];
-    let active = own.get("active").filter(|v| !v.is_null());
-    let draft = own.get("draft");
-    let effective = doc["effective"].get(policy);
-    let from = effective.and_then(|e| e["from"].as_str());
-    let inherited = effective.filter(|_| from != Some(node));
-    let per_key = matches!(def.merge(), apiary_proto::policy::Merge::PerKey { .. });
+    let node = doc.node.as_str();
+    let own = doc.policies.get(policy);
+    let active = own.and_then(|o| o.active.as_ref());
+    // `Some(None)`: a drafted removal.
+    let draft = own.and_then(|o| o.draft.as_ref());
+    let effective = doc.effective.get(policy);
+    let inherited = effective.filter(|e| e.from != node);
+    let per_key = matches!(def.merge(), Merge::PerKey { .. });
     // The editor starts from the draft, else the node's own document, else what it
     // inherits; parameters merge key by key, so a node starts with its own keys only.
     let start = match (draft, active, inherited) {
         _ if retry.is_some() => retry.map_or(&Value::Null, |r| &r.doc),
-        (Some(d), _, _) if !d.is_null() => d,
+        (Some(Some(d)), _, _) => d,
         (_, Some(a), _) => a,
-        (_, _, Some(e)) if !per_key => &e["body"],
+        (_, _, Some(e)) if !per_key => &e.body,
         _ => &Value::Null,
     };
-    let has_own = active.is_some() || draft.is_some_and(|d| !d.is_null());
+    let has_own = active.is_some() || draft.is_some_and(Option::is_some);
     let editor_id = format!("edit-{policy}");
     // A <details> rather than a script: the editor opens without JavaScript too.
     let reveal = match (inherited.is_some(), per_key) {
@@ -188,19 +184,14 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str, retry: Option<&Ret
             h2 { (policy) }
             p.muted { (def.summary()) }
             @if let Some(e) = inherited {
-                p { "Inherited from " strong.inherited-from { (e["from"].as_str().unwrap_or("?")) } " (read-only):" }
-                div.inherited {
-                    (render::read_only(form.fields, &e["body"], render::Origins {
-                        items: &strings(&e["items_from"]),
-                        keys: &key_origins(&e["keys_from"]),
-                    }))
-                }
+                p { "Inherited from " strong.inherited-from { (e.from) } " (read-only):" }
+                div.inherited { (read_only(form.fields, e)) }
             } @else if effective.is_none() && !has_own {
                 p.muted { "Not set here or above: the policy is not managed." }
             }
             @match draft {
-                Some(Value::Null) => p.flash { "Draft: remove this node's document (inherit again)." },
-                Some(_) => p.flash { "Draft, not committed yet: the form shows it." },
+                Some(None) => p.flash { "Draft: remove this node's document (inherit again)." },
+                Some(Some(_)) => p.flash { "Draft, not committed yet: the form shows it." },
                 None => {},
             }
             details.editor id=(editor_id) open[has_own || retry.is_some()] {
@@ -237,23 +228,16 @@ fn policy_section(user: &SignedIn, doc: &Value, policy: &str, retry: Option<&Ret
     }
 }
 
-/// `keys_from` of a parameters document: the node of each key.
-fn key_origins(keys_from: &Value) -> BTreeMap<String, String> {
-    keys_from
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("?").to_string()))
-        .collect()
-}
-
-/// A JSON array of strings (e.g. `items_from`), or nothing.
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_string))
-        .collect()
+/// An inherited document in its form's layout, each item or key with its node.
+fn read_only(fields: &[crate::dashboard::policy_forms::schema::Field], e: &Effective) -> Markup {
+    render::read_only(
+        fields,
+        &e.body,
+        render::Origins {
+            items: &e.items_from,
+            keys: &e.keys_from,
+        },
+    )
 }
 
 fn back(node: &str, result: Result<String, PageError>) -> Redirect {
@@ -338,11 +322,11 @@ pub async fn save_form(
 /// Secrets typed into the parameters form are sealed before they go anywhere; a masked
 /// one stands for the stored value and is left for the API to put back.
 fn seal_typed_secrets(state: &Shared, policy: &str, body: &mut Value) {
-    let Some(def) = apiary_proto::policy::find(policy) else {
+    let Some(def) = policy::find(policy) else {
         return;
     };
     for secret in def.secrets() {
-        let apiary_proto::policy::Secret::Sealed { field } = secret else {
+        let Secret::Sealed { field } = secret else {
             continue;
         };
         if let Some(secrets) = body.get_mut(*field).and_then(Value::as_object_mut) {
@@ -355,7 +339,7 @@ fn seal_typed_secrets(state: &Shared, policy: &str, body: &mut Value) {
     }
 }
 
-/// Drafts `body` through the API's handler; the flash message on success.
+/// Drafts `body`; the flash message on success.
 async fn draft(
     state: &Shared,
     user: &SignedIn,
@@ -363,18 +347,8 @@ async fn draft(
     policy: &str,
     body: Value,
 ) -> Result<String, PageError> {
-    config::set(
-        State(state.clone()),
-        actor(user),
-        Path(policy.to_string()),
-        Query(NodeQuery {
-            node: node.to_string(),
-        }),
-        Ok(axum::Json(body)),
-    )
-    .await
-    .map(|_| format!("{policy} on {node}: draft saved"))
-    .map_err(PageError::from)
+    config::set(state, &user.username, node, policy, body).await?;
+    Ok(format!("{policy} on {node}: draft saved"))
 }
 
 #[derive(Deserialize)]
@@ -392,16 +366,9 @@ pub async fn unset(
     Form(f): Form<UnsetForm>,
 ) -> Result<Redirect, PageError> {
     check_form(&user, &f.csrf)?;
-    let result = config::unset(
-        State(state),
-        actor(&user),
-        Path(f.policy.clone()),
-        Query(NodeQuery {
-            node: f.node.clone(),
-        }),
-    )
-    .await
-    .map(|_| format!("{} on {}: removal drafted", f.policy, f.node))
-    .map_err(PageError::from);
+    let result = config::unset(&state, &user.username, &f.node, &f.policy)
+        .await
+        .map(|_| format!("{} on {}: removal drafted", f.policy, f.node))
+        .map_err(PageError::from);
     Ok(back(&f.node, result))
 }

@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Redirect;
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::dashboard::session::SignedIn;
-use crate::dashboard::{PageError, actor, after_form, ago, check_form, encode, layout};
-use crate::operator_api::groups;
+use crate::dashboard::{PageError, after_form, ago, check_form, encode, layout};
+use crate::service::groups;
 use crate::state::{Shared, now};
 use crate::store::fleet_view::DeviceQuery;
 use crate::store::{DeviceStatus, GroupInfo};
@@ -209,17 +209,10 @@ pub async fn move_device(
     check_form(&user, &f.csrf)?;
     let target = f.group.trim();
     let group = (target != UNASSIGNED).then(|| target.to_string());
-    let result = groups::move_device(
-        State(state),
-        actor(&user),
-        Path(f.device.clone()),
-        Ok(axum::Json(groups::MoveDevice {
-            group: group.clone(),
-        })),
-    )
-    .await
-    .map(|_| format!("moved {} to {target}", f.device))
-    .map_err(PageError::from);
+    let result = groups::move_device(&state, &user.username, &f.device, group.as_deref())
+        .await
+        .map(|_| format!("moved {} to {target}", f.device))
+        .map_err(PageError::from);
     Ok(back(group.as_deref(), result))
 }
 
@@ -237,16 +230,10 @@ pub async fn create_group(
     Form(f): Form<PathForm>,
 ) -> Result<Redirect, PageError> {
     check_form(&user, &f.csrf)?;
-    let result = groups::create(
-        State(state),
-        actor(&user),
-        Ok(axum::Json(groups::CreateGroup {
-            path: f.path.trim().to_string(),
-        })),
-    )
-    .await
-    .map(|_| format!("created group {}", f.path.trim()))
-    .map_err(PageError::from);
+    let result = groups::create(&state, &user.username, f.path.trim())
+        .await
+        .map(|_| format!("created group {}", f.path.trim()))
+        .map_err(PageError::from);
     Ok(back(Some(f.path.trim()), result))
 }
 
@@ -266,17 +253,10 @@ pub async fn rename_group(
 ) -> Result<Redirect, PageError> {
     check_form(&user, &f.csrf)?;
     let to = f.to.trim().to_string();
-    let result = groups::rename(
-        State(state),
-        actor(&user),
-        Ok(axum::Json(groups::RenameGroup {
-            from: f.from.clone(),
-            to: to.clone(),
-        })),
-    )
-    .await
-    .map(|_| format!("renamed {} to {to}", f.from))
-    .map_err(PageError::from);
+    let result = groups::rename(&state, &user.username, &f.from, &to)
+        .await
+        .map(|_| format!("renamed {} to {to}", f.from))
+        .map_err(PageError::from);
     let shown = if result.is_ok() { to } else { f.from };
     Ok(back(Some(&shown), result))
 }
@@ -288,16 +268,10 @@ pub async fn delete_group(
     Form(f): Form<PathForm>,
 ) -> Result<Redirect, PageError> {
     check_form(&user, &f.csrf)?;
-    let result = groups::delete(
-        State(state),
-        actor(&user),
-        Query(groups::PathQuery {
-            path: f.path.clone(),
-        }),
-    )
-    .await
-    .map(|_| format!("deleted group {}", f.path))
-    .map_err(PageError::from);
+    let result = groups::delete(&state, &user.username, &f.path)
+        .await
+        .map(|_| format!("deleted group {}", f.path))
+        .map_err(PageError::from);
     let shown = if result.is_ok() {
         None
     } else {

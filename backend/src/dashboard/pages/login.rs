@@ -108,7 +108,7 @@ pub async fn submit(
     };
     throttle.succeeded(&form.username);
     let cookie = session::start(&state, &operator.username, cookies.secure).await?;
-    crate::operator_api::audit(&state, &operator.username, "login", "dashboard", "").await;
+    crate::service::audit::record(&state, &operator.username, "login", "dashboard", "").await;
     let response = session::with_cookie(Redirect::to("/").into_response(), cookie);
     Ok(session::with_cookie(
         response,

@@ -116,7 +116,7 @@ fn role(text: &str) -> Result<Role, PageError> {
 }
 
 async fn audit(state: &Shared, user: &SignedIn, action: &str, target: &str, detail: &str) {
-    crate::operator_api::audit(state, &user.username, action, target, detail).await;
+    crate::service::audit::record(state, &user.username, action, target, detail).await;
 }
 
 #[derive(Deserialize)]

@@ -1,14 +1,14 @@
 //! `GET /pending`: devices waiting for approval, with what they reported; approve or reject.
 
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Redirect;
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::dashboard::session::SignedIn;
-use crate::dashboard::{PageError, actor, after_form, check_form, layout, when};
-use crate::operator_api::devices;
+use crate::dashboard::{PageError, after_form, check_form, layout, when};
+use crate::service::devices;
 use crate::state::Shared;
 use crate::store::DeviceStatus;
 
@@ -81,13 +81,14 @@ pub async fn decide(
     Form(f): Form<DecideForm>,
 ) -> Result<Redirect, PageError> {
     check_form(&user, &f.csrf)?;
+    let actor = &user.username;
     let result = match f.decision.as_str() {
-        "approve" => devices::approve_handler(State(state), actor(&user), Path(f.device.clone()))
+        "approve" => devices::approve(&state, actor, &f.device)
             .await
-            .map(|d| format!("approved {}", d.0.name)),
-        "reject" => devices::reject(State(state), actor(&user), Path(f.device.clone()))
+            .map(|d| format!("approved {}", d.name)),
+        "reject" => devices::reject(&state, actor, &f.device)
             .await
-            .map(|d| format!("rejected {}", d.0.name)),
+            .map(|d| format!("rejected {}", d.name)),
         other => {
             return Err(PageError::new(
                 axum::http::StatusCode::BAD_REQUEST,

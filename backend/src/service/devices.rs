@@ -1,0 +1,133 @@
+//! Devices: the fleet, one device with its bundle and reports, and deciding on enrolments.
+//! Approving issues the device's certificate and compiles its first bundle.
+
+use serde::Serialize;
+
+use super::{Failure, Kind, audit};
+use crate::config::commit::{self, CommitError};
+use crate::state::{AppState, now};
+use crate::store::{Device, DeviceStatus, StoreError, StoredBundle, StoredReport};
+
+/// Reports shown with a device.
+const RECENT_REPORTS: u32 = 100;
+
+/// Why a device operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("no device {0}")]
+    NotFound(String),
+    #[error("device {0} is already approved")]
+    AlreadyApproved(String),
+    #[error("device {0} was rejected; it becomes pending again when it runs bootstrap again")]
+    Rejected(String),
+    #[error("stored public key of {0} is corrupt")]
+    CorruptKey(String),
+    #[error("cannot issue a certificate for {device}: {message}")]
+    Certificate { device: String, message: String },
+    #[error("approved, but its bundle could not be compiled: {0}")]
+    Bundle(CommitError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Failure for DeviceError {
+    fn kind(&self) -> Kind {
+        match self {
+            DeviceError::NotFound(_) => Kind::NotFound,
+            DeviceError::AlreadyApproved(_) | DeviceError::Rejected(_) => Kind::Conflict,
+            DeviceError::CorruptKey(_)
+            | DeviceError::Certificate { .. }
+            | DeviceError::Bundle(_) => Kind::Internal,
+            DeviceError::Store(e) => e.kind(),
+        }
+    }
+}
+
+/// A device with the bundle the backend holds for it and its latest reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceDetail {
+    #[serde(flatten)]
+    pub device: Device,
+    /// The bundle the backend holds for the device (which it may not have applied yet).
+    pub current_bundle: Option<StoredBundle>,
+    /// Newest first.
+    pub reports: Vec<StoredReport>,
+}
+
+/// Every device, or those in `status`.
+pub async fn list(
+    state: &AppState,
+    status: Option<DeviceStatus>,
+) -> Result<Vec<Device>, StoreError> {
+    state.store.list_devices(status).await
+}
+
+pub async fn show(state: &AppState, id: &str) -> Result<DeviceDetail, DeviceError> {
+    let device = find(state, id).await?;
+    Ok(DeviceDetail {
+        current_bundle: state.store.current_bundle(&device.id).await?,
+        reports: state
+            .store
+            .recent_reports(&device.id, RECENT_REPORTS)
+            .await?,
+        device,
+    })
+}
+
+/// Approves a pending device.
+pub async fn approve(state: &AppState, actor: &str, id: &str) -> Result<Device, DeviceError> {
+    let device = find(state, id).await?;
+    match device.status {
+        DeviceStatus::Pending => approve_pending(state, actor, &device).await,
+        DeviceStatus::Approved => Err(DeviceError::AlreadyApproved(id.to_string())),
+        DeviceStatus::Rejected => Err(DeviceError::Rejected(id.to_string())),
+    }
+}
+
+/// Issues a pending device's certificate and its first bundle. Also how a bootstrap key
+/// that auto-accepts approves, with the key as the actor.
+pub async fn approve_pending(
+    state: &AppState,
+    actor: &str,
+    device: &Device,
+) -> Result<Device, DeviceError> {
+    let public_key = apiary_proto::hex::decode(&device.public_key)
+        .ok_or_else(|| DeviceError::CorruptKey(device.id.clone()))?;
+    let certificate = |message: String| DeviceError::Certificate {
+        device: device.id.clone(),
+        message,
+    };
+    let cert = state
+        .authority
+        .issue_device(&device.id, &public_key)
+        .map_err(|e| certificate(e.to_string()))?;
+    let fingerprint = crate::pki::pem_fingerprint(&cert).map_err(|e| certificate(e.to_string()))?;
+    state
+        .store
+        .approve_device(&device.id, &cert, &fingerprint, now())
+        .await?;
+    let device = find(state, &device.id).await?;
+    commit::refresh_devices(state, std::slice::from_ref(&device), now())
+        .await
+        .map_err(DeviceError::Bundle)?;
+    let detail = format!("name={}", device.name);
+    audit::record(state, actor, "device.approve", &device.id, detail).await;
+    Ok(device)
+}
+
+/// Rejects a device: it cannot check in, and enrolling again makes it pending.
+pub async fn reject(state: &AppState, actor: &str, id: &str) -> Result<Device, DeviceError> {
+    let device = find(state, id).await?;
+    state.store.reject_device(&device.id).await?;
+    let detail = format!("name={}", device.name);
+    audit::record(state, actor, "device.reject", &device.id, detail).await;
+    find(state, id).await
+}
+
+async fn find(state: &AppState, id: &str) -> Result<Device, DeviceError> {
+    state
+        .store
+        .device(id)
+        .await?
+        .ok_or_else(|| DeviceError::NotFound(id.to_string()))
+}
