@@ -1,6 +1,8 @@
 //! Persistence behind one trait, so SQLite (embedded, default) and PostgreSQL (replicas) can
 //! serve the same backend. Everything the backend remembers goes through [`Store`].
 
+use std::path::PathBuf;
+
 use apiary_proto::device_api::{HostFacts, Level, Report};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -12,13 +14,34 @@ pub mod sqlite;
 /// Unix seconds.
 pub type Timestamp = i64;
 
-/// Why a store operation failed.
+/// A database driver's error, kept whole so callers and logs can walk its chain.
+pub type DriverError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a store operation failed. Callers branch on `Conflict` and `NotFound`; the others
+/// carry what failed and the driver's own error as their source.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A query failed.
     #[error("database error: {0}")]
-    Database(String),
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+    Database(#[source] DriverError),
+    /// The database could not be opened.
+    #[error("database error: cannot open {path}: {source}")]
+    Open { path: PathBuf, source: DriverError },
+    /// The database's schema is newer than this backend.
+    #[error(
+        "stored data is corrupt: {path} has schema version {found}; this backend understands up to {supported}"
+    )]
+    Schema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    /// A stored value does not parse as what it should be.
+    #[error("stored data is corrupt: {what}: {source}")]
+    Corrupt { what: String, source: DriverError },
+    /// The task running the query died, so the connection is in an unknown state.
+    #[error("database error: the store's worker failed: {0}")]
+    Worker(#[source] DriverError),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]

@@ -10,16 +10,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::*;
 
 mod fleet_view;
+mod migrations;
 mod operators;
-
-/// Schema migrations in order; migration `n` (1-based) brings the database to version `n`.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/0001_initial.sql"),
-    include_str!("../migrations/0002_rollouts.sql"),
-    include_str!("../migrations/0003_operators.sql"),
-    include_str!("../migrations/0004_fleet_indexes.sql"),
-];
-const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// [`Store`] on an SQLite file.
 #[derive(Clone)]
@@ -29,7 +21,7 @@ pub struct SqliteStore {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
+        StoreError::Database(Box::new(e))
     }
 }
 
@@ -41,27 +33,15 @@ impl SqliteStore {
         if create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if !(0..=SCHEMA_VERSION).contains(&version) {
-            return Err(StoreError::Corrupt(format!(
-                "{} has schema version {version}; this backend understands up to {SCHEMA_VERSION}",
-                path.display()
-            )));
-        }
-        // Each migration and its version bump commit together, so a crash leaves a version
-        // that matches the tables.
-        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            conn.execute_batch(&format!(
-                "BEGIN; {migration} PRAGMA user_version = {}; COMMIT;",
-                i + 1
-            ))?;
-        }
+        migrations::apply(&conn, path)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -74,13 +54,13 @@ impl SqliteStore {
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| StoreError::Database("connection lock poisoned".into()))?;
+            let mut guard = conn.lock().map_err(|_| {
+                StoreError::Worker("an earlier query panicked holding the connection".into())
+            })?;
             f(&mut guard)
         })
         .await
-        .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
+        .map_err(|e| StoreError::Worker(Box::new(e)))?
     }
 }
 
@@ -89,7 +69,10 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        what: what.to_string(),
+        source: Box::new(e),
+    })
 }
 
 /// Columns read by [`report_row`], in order.
@@ -652,7 +635,10 @@ impl Store for SqliteStore {
                             device_name,
                             serial: serial as u64,
                             state: RolloutState::parse(&state).ok_or_else(|| {
-                                StoreError::Corrupt(format!("rollout state {state:?}"))
+                                StoreError::Corrupt {
+                                    what: "rollout state".into(),
+                                    source: format!("{state:?} is not a rollout state").into(),
+                                }
                             })?,
                             failed_policies: parse_json(&failed, "rollout failed policies")?,
                             updated_at,
@@ -1084,6 +1070,7 @@ fn insert_bundles_tx(
 
 #[cfg(test)]
 mod tests {
+    use super::migrations::{MIGRATIONS, SCHEMA_VERSION};
     use super::*;
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -1307,6 +1294,37 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
     }
 
+    /// Errors keep the driver's error as their source, not just its text.
+    #[test]
+    fn errors_keep_their_source() {
+        use std::error::Error;
+        let e = StoreError::from(rusqlite::Error::QueryReturnedNoRows);
+        assert!(
+            e.source()
+                .and_then(|s| s.downcast_ref::<rusqlite::Error>())
+                .is_some(),
+            "{e:?}"
+        );
+        let e = parse_json::<Vec<String>>("{not json", "commit changes").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("stored data is corrupt: commit changes: "),
+            "{e}"
+        );
+        assert!(
+            e.source()
+                .and_then(|s| s.downcast_ref::<serde_json::Error>())
+                .is_some(),
+            "{e:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let e = SqliteStore::open(&dir.path().join("missing/x.db"), true)
+            .err()
+            .expect("no such directory");
+        assert!(matches!(&e, StoreError::Open { path, .. } if path.ends_with("missing/x.db")));
+        assert!(e.source().is_some());
+    }
+
     #[tokio::test]
     async fn reopening_keeps_data_and_refuses_unknown_schema() {
         let (dir, s) = store();
@@ -1322,7 +1340,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             SqliteStore::open(&path, false),
-            Err(StoreError::Corrupt(_))
+            Err(StoreError::Schema { found: 99, .. })
         ));
     }
 }
