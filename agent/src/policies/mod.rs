@@ -203,8 +203,9 @@ impl<P: ItemPolicy> Converge for Option<P> {
 /// or key, or a file's owner, may need an account the same bundle adds), then files, then
 /// the services that may read those files.
 pub fn converge(bundle: &Bundle, ctx: &Context<'_>) -> Vec<Outcome> {
-    // Every field by name, on purpose: a policy added to the bundle does not compile until
-    // it is converged here or read by the cycle.
+    // Every field by name, never `..`: a policy added to the bundle does not compile until
+    // it is converged here, or named as one the cycle reads itself. A field bound here but
+    // left out of the order is an unused variable, which the lints refuse.
     let Policies {
         parameters: _,            // the `$(key)` values in `ctx.vars`
         settings: _,              // interval and reports, read by the cycle

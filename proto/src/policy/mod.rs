@@ -30,16 +30,6 @@ pub mod settings;
 pub mod ssh_keys;
 pub mod users;
 
-use connectivity_watchdog::ConnectivityWatchdog;
-use file_distribution::FileDistribution;
-use ntp::Ntp;
-use parameters::Parameters;
-use passwords::Passwords;
-use process_watch::ProcessWatch;
-use settings::Settings;
-use ssh_keys::SshKeys;
-use users::Users;
-
 /// How a node's document combines with what the node inherits from the groups above it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Merge {
@@ -220,13 +210,12 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 
 /// Declares the list of policies: the bundle's fields, each policy's name, and [`ALL`].
 macro_rules! policies {
-    ($($(#[doc = $doc:literal])* $field:ident: $policy:ty,)+) => {
+    ($($field:ident: $policy:ty,)+) => {
         /// Every policy a bundle may carry; an absent one is not managed on the device.
         /// Fields serialise in this order, which bundle hashes depend on.
         #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
         pub struct Policies {
             $(
-                $(#[doc = $doc])*
                 #[serde(default, skip_serializing_if = "Option::is_none")]
                 pub $field: Option<$policy>,
             )+
@@ -262,17 +251,18 @@ macro_rules! policies {
     };
 }
 
+// The list: one line per policy, `name: module::Type`. The order is the bundle's field
+// order (bundle hashes depend on it) and the order operators see; add new policies last.
 policies! {
-    /// Values for `$(key)` in policy fields and `{{key}}` in templates.
-    parameters: Parameters,
-    settings: Settings,
-    file_distribution: FileDistribution,
-    users: Users,
-    ssh_keys: SshKeys,
-    passwords: Passwords,
-    ntp: Ntp,
-    process_watch: ProcessWatch,
-    connectivity_watchdog: ConnectivityWatchdog,
+    parameters: parameters::Parameters,
+    settings: settings::Settings,
+    file_distribution: file_distribution::FileDistribution,
+    users: users::Users,
+    ssh_keys: ssh_keys::SshKeys,
+    passwords: passwords::Passwords,
+    ntp: ntp::Ntp,
+    process_watch: process_watch::ProcessWatch,
+    connectivity_watchdog: connectivity_watchdog::ConnectivityWatchdog,
 }
 
 #[cfg(test)]
@@ -343,6 +333,7 @@ mod tests {
 
     #[test]
     fn bundle_validation_names_the_policy() {
+        use ntp::Ntp;
         let policies = Policies {
             ntp: Some(Ntp { servers: vec![] }),
             ..Policies::default()

@@ -3,16 +3,7 @@
 //! shapes and secret fields come from the definitions; the tests below hold the forms to
 //! them.
 
-use apiary_proto::policy::InBundle;
-use apiary_proto::policy::connectivity_watchdog::ConnectivityWatchdog;
-use apiary_proto::policy::file_distribution::FileDistribution;
-use apiary_proto::policy::ntp::Ntp;
-use apiary_proto::policy::parameters::Parameters;
-use apiary_proto::policy::passwords::Passwords;
-use apiary_proto::policy::process_watch::ProcessWatch;
-use apiary_proto::policy::settings::Settings;
-use apiary_proto::policy::ssh_keys::SshKeys;
-use apiary_proto::policy::users::Users;
+use apiary_proto::policy::{self, InBundle};
 
 use super::schema::{Field, Kind, MERGE_KEY};
 
@@ -191,7 +182,7 @@ macro_rules! items_policy {
 
 const FORMS: &[PolicyForm] = &[
     PolicyForm {
-        policy: Parameters::NAME,
+        policy: policy::parameters::Parameters::NAME,
         fields: &[
             field("values", "Values", "", Kind::Map),
             field(
@@ -203,7 +194,7 @@ const FORMS: &[PolicyForm] = &[
         ],
     },
     PolicyForm {
-        policy: Settings::NAME,
+        policy: policy::settings::Settings::NAME,
         fields: &[
             field(
                 "interval_seconds",
@@ -215,7 +206,7 @@ const FORMS: &[PolicyForm] = &[
         ],
     },
     PolicyForm {
-        policy: FileDistribution::NAME,
+        policy: policy::file_distribution::FileDistribution::NAME,
         fields: &[
             MERGE,
             field(
@@ -229,11 +220,16 @@ const FORMS: &[PolicyForm] = &[
             ),
         ],
     },
-    items_policy!(Users, "Accounts", "account", USERS),
-    items_policy!(SshKeys, "Accounts", "account", SSH_KEYS),
-    items_policy!(Passwords, "Accounts", "account", PASSWORDS),
+    items_policy!(policy::users::Users, "Accounts", "account", USERS),
+    items_policy!(policy::ssh_keys::SshKeys, "Accounts", "account", SSH_KEYS),
+    items_policy!(
+        policy::passwords::Passwords,
+        "Accounts",
+        "account",
+        PASSWORDS
+    ),
     PolicyForm {
-        policy: Ntp::NAME,
+        policy: policy::ntp::Ntp::NAME,
         fields: &[field(
             "servers",
             "Servers",
@@ -241,9 +237,14 @@ const FORMS: &[PolicyForm] = &[
             Kind::Lines,
         )],
     },
-    items_policy!(ProcessWatch, "Processes", "process", PROCESSES),
+    items_policy!(
+        policy::process_watch::ProcessWatch,
+        "Processes",
+        "process",
+        PROCESSES
+    ),
     PolicyForm {
-        policy: ConnectivityWatchdog::NAME,
+        policy: policy::connectivity_watchdog::ConnectivityWatchdog::NAME,
         fields: &[
             field(
                 "failed_checkins",
@@ -265,7 +266,7 @@ const FORMS: &[PolicyForm] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use apiary_proto::policy::{self, Merge, Secret};
+    use apiary_proto::policy::{Merge, Secret};
 
     #[test]
     fn every_policy_has_one_form_and_every_form_a_policy() {

@@ -409,6 +409,14 @@ mod tests {
                 json!({"values": {"broker": "mqtt"}, "secrets": {"token": MASK}}),
             ),
         ];
+        let mut covered: Vec<&str> = docs.iter().map(|(p, _)| *p).collect();
+        let mut all: Vec<&str> = apiary_proto::policy::names().collect();
+        covered.sort();
+        all.sort();
+        assert_eq!(
+            covered, all,
+            "every policy's form is tested with a document"
+        );
         for (policy, doc) in docs {
             let fields = form_for(policy).unwrap().fields;
             let html = editor(fields, &doc).into_string();
