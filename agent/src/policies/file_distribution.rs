@@ -43,10 +43,6 @@ impl ItemPolicy for FileDistribution {
         label(set).to_string()
     }
 
-    fn tools(&self) -> Result<(), String> {
-        Ok(())
-    }
-
     fn converge_item(
         &self,
         _: &(),

@@ -133,14 +133,13 @@ pub struct Context<'a> {
 ///   whether it had done so before, to tell drift (a warning) from a new desired state.
 pub trait ItemPolicy: InBundle {
     type Item;
-    /// What converging needs once per run (the device's account tools, say).
-    type Tools;
+    /// What converging needs once per run (the device's account tools, say); `()` for
+    /// nothing.
+    type Tools: Tools;
 
     fn items(&self) -> &[Self::Item];
     /// Names the item in reports.
     fn item_name(item: &Self::Item) -> String;
-    /// Finds the tools; an error fails every item with its message.
-    fn tools(&self) -> Result<Self::Tools, String>;
     /// Brings one item to its desired state, pushing what happened onto `out`.
     fn converge_item(
         &self,
@@ -152,12 +151,24 @@ pub trait ItemPolicy: InBundle {
     ) -> Result<(), String>;
 }
 
+/// What a policy finds on the device before converging its items.
+pub trait Tools: Sized {
+    /// Looks for them; the message says what is missing, and fails every item.
+    fn find() -> Result<Self, String>;
+}
+
+impl Tools for () {
+    fn find() -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// Converges every item of `policy`, in order, sharing the policy's record of what it
 /// converged. An error becomes a failed outcome for that item; a stop request ends the loop
 /// between items.
 pub fn converge_items<P: ItemPolicy>(policy: &P, ctx: &Context<'_>) -> Vec<Outcome> {
     let items = policy.items();
-    let tools = match policy.tools() {
+    let tools = match P::Tools::find() {
         Ok(t) => t,
         Err(e) => {
             return items

@@ -146,10 +146,6 @@ impl ItemPolicy for Ntp {
         ITEM.to_string()
     }
 
-    fn tools(&self) -> Result<(), String> {
-        Ok(())
-    }
-
     fn converge_item(
         &self,
         _: &(),

@@ -23,10 +23,6 @@ impl ItemPolicy for Passwords {
         item.user.clone()
     }
 
-    fn tools(&self) -> Result<(), String> {
-        Ok(())
-    }
-
     fn converge_item(
         &self,
         _: &(),

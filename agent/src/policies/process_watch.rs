@@ -36,10 +36,6 @@ impl ItemPolicy for ProcessWatch {
         item.name.clone()
     }
 
-    fn tools(&self) -> Result<(), String> {
-        Ok(())
-    }
-
     fn converge_item(
         &self,
         _: &(),

@@ -30,10 +30,6 @@ impl ItemPolicy for SshKeys {
         item.user.clone()
     }
 
-    fn tools(&self) -> Result<(), String> {
-        Ok(())
-    }
-
     fn converge_item(
         &self,
         _: &(),

@@ -11,7 +11,7 @@ use apiary_proto::policy::parts::Presence;
 use apiary_proto::policy::users::{User, Users};
 
 use super::converged::Converged;
-use super::{Context, ItemPolicy, Outcome};
+use super::{Context, ItemPolicy, Outcome, Tools};
 use crate::system::account_tools::{AccountTools, NewAccount};
 use crate::system::accounts::{self, Account};
 
@@ -19,8 +19,7 @@ const NAME: &str = Users::NAME;
 
 impl ItemPolicy for Users {
     type Item = User;
-    /// The account tools, and the lowest uid of a regular account.
-    type Tools = (AccountTools, u32);
+    type Tools = UserTools;
 
     fn items(&self) -> &[User] {
         &self.items
@@ -30,20 +29,31 @@ impl ItemPolicy for Users {
         user.name.clone()
     }
 
-    fn tools(&self) -> Result<(AccountTools, u32), String> {
-        Ok((AccountTools::detect()?, accounts::uid_min()))
-    }
-
     fn converge_item(
         &self,
-        (tools, uid_min): &(AccountTools, u32),
+        found: &UserTools,
         user: &User,
         _: &Context<'_>,
         record: &mut Converged,
         out: &mut Vec<Outcome>,
     ) -> Result<(), String> {
-        out.push(converge_user(tools, user, *uid_min, record)?);
+        out.push(converge_user(&found.tools, user, found.uid_min, record)?);
         Ok(())
+    }
+}
+
+/// The device's account tools, and the lowest uid of a regular account.
+pub struct UserTools {
+    tools: AccountTools,
+    uid_min: u32,
+}
+
+impl Tools for UserTools {
+    fn find() -> Result<Self, String> {
+        Ok(Self {
+            tools: AccountTools::detect()?,
+            uid_min: accounts::uid_min(),
+        })
     }
 }
 
