@@ -1,14 +1,12 @@
 //! The bundle in force: verified on receipt, persisted only when it changes, re-verified on load.
 
-use std::fs;
-use std::io;
 use std::path::Path;
 
 use apiary_proto::bundle::{self, Bundle, BundleError};
 use apiary_proto::signed::Envelope;
 
 use crate::config::{Dirs, Identity};
-use crate::fsutil;
+use crate::safe_fs::{self, SafeFsError};
 
 /// A verified bundle and the hash that names it.
 #[derive(Clone, Debug)]
@@ -23,17 +21,14 @@ pub struct InForce {
 pub enum AcceptError {
     #[error(transparent)]
     Rejected(#[from] BundleError),
-    #[error("cannot persist the bundle to {path}: {source}")]
-    Persist {
-        path: std::path::PathBuf,
-        source: io::Error,
-    },
+    #[error("cannot persist the bundle: {0}")]
+    Persist(#[source] SafeFsError),
 }
 
 /// Loads the last good bundle; a file that no longer verifies is ignored with a warning.
 pub fn load(dirs: &Dirs, identity: &Identity) -> Option<InForce> {
     let path = dirs.bundle();
-    let bytes = fs::read(&path).ok()?;
+    let bytes = safe_fs::read(&path, safe_fs::STATE_FILE_LIMIT).ok()??;
     let result = serde_json::from_slice::<Envelope>(&bytes)
         .map_err(|e| e.to_string())
         .and_then(|env| verify(identity, env, None).map_err(|e| e.to_string()));
@@ -81,8 +76,5 @@ fn verify(
 
 fn persist(path: &Path, envelope: &Envelope) -> Result<(), AcceptError> {
     let bytes = serde_json::to_vec(envelope).expect("envelope serialises infallibly");
-    fsutil::write_atomic(path, &bytes, 0o600).map_err(|source| AcceptError::Persist {
-        path: path.to_path_buf(),
-        source,
-    })
+    safe_fs::write_atomic(path, &bytes, 0o600).map_err(AcceptError::Persist)
 }

@@ -3,11 +3,11 @@
 //! The config dir (flash) holds what must survive a reboot and is written only at bootstrap
 //! and on bundle change; the state dir (tmpfs) holds everything volatile.
 
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::safe_fs::{self, SafeFsError};
 
 /// Default persistent directory.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/apiary";
@@ -44,18 +44,14 @@ impl Dirs {
     }
 
     /// Creates the state dir (mode 0700) if needed.
-    pub fn ensure_state(&self) -> io::Result<()> {
+    pub fn ensure_state(&self) -> Result<(), SafeFsError> {
         create_private_dir(&self.state)
     }
 }
 
 /// Creates a directory (and parents) readable only by the agent's user.
-pub fn create_private_dir(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
+pub fn create_private_dir(path: &Path) -> Result<(), SafeFsError> {
+    safe_fs::Dir::create_all(path, 0o700).map(drop)
 }
 
 /// The contents of `agent.json`.
@@ -82,8 +78,8 @@ pub struct Identity {
 pub enum ConfigError {
     #[error("the agent is not bootstrapped: {0} does not exist (run `apiary-agent bootstrap`)")]
     NotBootstrapped(PathBuf),
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    #[error("cannot read the identity: {0}")]
+    Read(#[source] SafeFsError),
     #[error("{path} is not valid: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -110,8 +106,5 @@ impl Identity {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    fs::read(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    safe_fs::read_existing(path, safe_fs::STATE_FILE_LIMIT).map_err(ConfigError::Read)
 }

@@ -1,7 +1,6 @@
 //! One agent cycle: check in, verify the bundle, converge, report, and check in again if
 //! anything changed so the backend learns the outcome at once.
 
-use std::fs;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apiary_proto::device_api::{CheckinRequest, CheckinResponse, HostFacts, Level};
@@ -14,6 +13,7 @@ use crate::network;
 use crate::policies::connectivity_watchdog::Watchdog;
 use crate::policies::{self, Context, DownloadSink, Fetch, Outcome, Status};
 use crate::reports::{NewReport, ReportQueue};
+use crate::safe_fs;
 use crate::signals;
 use crate::transport::{Transport, TransportError};
 
@@ -203,7 +203,8 @@ impl Agent {
     fn report_rejection(&self, queue: &mut ReportQueue, hash: &str, reason: &str) {
         eprintln!("error: {reason}; the last good bundle stays in force");
         let marker = self.dirs.state.join("rejected-bundle");
-        if fs::read_to_string(&marker).is_ok_and(|h| h == hash) {
+        let seen = safe_fs::read(&marker, safe_fs::STATE_FILE_LIMIT);
+        if seen.is_ok_and(|h| h.as_deref() == Some(hash.as_bytes())) {
             return;
         }
         queue.push(
@@ -217,7 +218,7 @@ impl Agent {
             },
             now(),
         );
-        if let Err(e) = crate::fsutil::write_atomic(&marker, hash.as_bytes(), 0o600) {
+        if let Err(e) = safe_fs::write_atomic(&marker, hash.as_bytes(), 0o600) {
             eprintln!("warning: cannot record the rejected bundle: {e}");
         }
     }

@@ -1,6 +1,5 @@
 //! `apiary-agent bootstrap`: create the device key, enrol, wait for approval, store the identity.
 
-use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,9 +10,12 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::config::{self, AgentConfig, Dirs};
-use crate::fsutil;
+use crate::safe_fs::{self, SafeFsError};
 use crate::signals;
 use crate::transport::{Transport, TransportError};
+
+/// Largest CA bundle accepted from `--ca-cert` (a system bundle is about 200 KiB).
+const MAX_CA_BYTES: u64 = 4 * 1024 * 1024;
 
 /// What the operator passed to `bootstrap`.
 pub struct BootstrapOptions {
@@ -29,18 +31,12 @@ pub struct BootstrapOptions {
 pub enum EnrollError {
     #[error("already bootstrapped as device {0}; remove {1} to enrol again")]
     AlreadyBootstrapped(String, PathBuf),
-    #[error("cannot read the CA certificate {path}: {source}")]
-    CaCert {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read the CA certificate: {0}")]
+    CaCert(#[source] SafeFsError),
     #[error("no system CA bundle found; pass --ca-cert with the backend's CA")]
     NoRoots,
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot write: {0}")]
+    Write(#[source] SafeFsError),
     #[error("the device key {path} is unusable: {message}")]
     Key { path: PathBuf, message: String },
     #[error(transparent)]
@@ -63,19 +59,13 @@ pub fn bootstrap(dirs: &Dirs, opts: &BootstrapOptions) -> Result<String, EnrollE
             dirs.agent_json(),
         ));
     }
-    config::create_private_dir(&dirs.config).map_err(|source| EnrollError::Write {
-        path: dirs.config.clone(),
-        source,
-    })?;
+    config::create_private_dir(&dirs.config).map_err(EnrollError::Write)?;
     let key = load_or_create_key(dirs)?;
     let public_key = hex::encode(key.public_key());
     let device_id = apiary_proto::digest::device_id(key.public_key());
 
     let roots = match &opts.ca_cert {
-        Some(path) => fs::read(path).map_err(|source| EnrollError::CaCert {
-            path: path.clone(),
-            source,
-        })?,
+        Some(path) => safe_fs::read_existing(path, MAX_CA_BYTES).map_err(EnrollError::CaCert)?,
         None => apiary_proto::tls_client::system_roots().ok_or(EnrollError::NoRoots)?,
     };
     let transport = Transport::anonymous(&opts.server_url, &roots)?;
@@ -146,7 +136,10 @@ pub fn bootstrap(dirs: &Dirs, opts: &BootstrapOptions) -> Result<String, EnrollE
 }
 
 fn config_device_id(dirs: &Dirs) -> Result<String, ()> {
-    let bytes = fs::read(dirs.agent_json()).map_err(|_| ())?;
+    let bytes = safe_fs::read(&dirs.agent_json(), safe_fs::STATE_FILE_LIMIT)
+        .ok()
+        .flatten()
+        .ok_or(())?;
     let config: AgentConfig = serde_json::from_slice(&bytes).map_err(|_| ())?;
     Ok(config.device_id)
 }
@@ -158,7 +151,9 @@ fn load_or_create_key(dirs: &Dirs) -> Result<DeviceKey, EnrollError> {
         path: path.clone(),
         message,
     };
-    let pkcs8 = match fsutil::read_optional(&path).map_err(|e| key_err(e.to_string()))? {
+    let pkcs8 = match safe_fs::read(&path, safe_fs::STATE_FILE_LIMIT)
+        .map_err(|e| key_err(e.to_string()))?
+    {
         Some(pem) => PrivatePkcs8KeyDer::from_pem_slice(&pem)
             .map_err(|e| key_err(format!("not a PKCS#8 PEM key: {e}")))?
             .secret_pkcs8_der()
@@ -174,8 +169,5 @@ fn load_or_create_key(dirs: &Dirs) -> Result<DeviceKey, EnrollError> {
 }
 
 fn write(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<(), EnrollError> {
-    fsutil::write_atomic(path, bytes, mode).map_err(|source| EnrollError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    safe_fs::write_atomic(path, bytes, mode).map_err(EnrollError::Write)
 }

@@ -14,6 +14,8 @@ use std::path::Path;
 
 use apiary_proto::device_api::{MAX_ADDRESSES, MAX_INTERFACES, NetInterface};
 
+use crate::safe_fs;
+
 /// `IFF_UP` and `IFF_LOOPBACK` of `/sys/class/net/*/flags`.
 const IFF_UP: u32 = 0x1;
 const IFF_LOOPBACK: u32 = 0x8;
@@ -157,7 +159,9 @@ impl Unacknowledged {
     /// `current`, unless it is what `marker` records as last acknowledged.
     pub fn since(marker: &Path, current: Vec<NetInterface>) -> Option<Self> {
         let text = serde_json::to_string(&current).unwrap_or_default();
-        let sent = fs::read_to_string(marker).ok();
+        let sent = safe_fs::read_text(marker, safe_fs::STATE_FILE_LIMIT)
+            .ok()
+            .flatten();
         (sent.as_deref() != Some(text.as_str())).then_some(Self {
             list: current,
             text,
@@ -166,8 +170,8 @@ impl Unacknowledged {
 
     /// Records the list as acknowledged; a failed write only means sending it again.
     pub fn acknowledged(&self, marker: &Path) {
-        if let Err(e) = fs::write(marker, &self.text) {
-            eprintln!("warning: cannot write {}: {e}", marker.display());
+        if let Err(e) = safe_fs::write_atomic(marker, self.text.as_bytes(), 0o600) {
+            eprintln!("warning: cannot record the acknowledged interfaces: {e}");
         }
     }
 }

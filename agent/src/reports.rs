@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use apiary_proto::device_api::{Level, Report};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil;
+use crate::safe_fs;
 
 /// Reports kept while the backend is unreachable; older ones are dropped first.
 pub const MAX_QUEUED: usize = 1000;
@@ -47,7 +47,7 @@ impl ReportQueue {
     /// Loads the queue from `state_dir`, or starts a new one if there is none or it is unreadable.
     pub fn load(state_dir: &Path) -> Self {
         let path = state_dir.join("reports.json");
-        let loaded = fsutil::read_optional(&path)
+        let loaded = safe_fs::read(&path, safe_fs::STATE_FILE_LIMIT)
             .ok()
             .flatten()
             .and_then(
@@ -142,7 +142,7 @@ impl ReportQueue {
             return Ok(());
         }
         let bytes = serde_json::to_vec(self).expect("queue serialises infallibly");
-        fsutil::write_atomic(&self.path, &bytes, 0o600)?;
+        safe_fs::write_atomic(&self.path, &bytes, 0o600)?;
         self.dirty = false;
         Ok(())
     }

@@ -19,7 +19,7 @@ use super::Outcome;
 use crate::command;
 use crate::config::Dirs;
 use crate::expand::Vars;
-use crate::fsutil;
+use crate::safe_fs;
 
 const NAME: &str = ConnectivityWatchdog::NAME;
 const ITEM: &str = "action";
@@ -53,9 +53,7 @@ impl Watchdog {
 
     /// The backend answered: the count starts over, and an unreported action is reported.
     pub fn online(&self) -> Option<Outcome> {
-        if self.failures_path.exists() {
-            let _ = std::fs::remove_file(&self.failures_path);
-        }
+        let _ = safe_fs::remove_file(&self.failures_path);
         let mut last = self.last()?;
         if last.reported {
             return None;
@@ -83,7 +81,7 @@ impl Watchdog {
     pub fn failed_checkin(&self, spec: &ConnectivityWatchdog, vars: &Vars, now: u64) {
         let failures = self.failures().saturating_add(1);
         if let Err(e) =
-            fsutil::write_atomic(&self.failures_path, failures.to_string().as_bytes(), 0o600)
+            safe_fs::write_atomic(&self.failures_path, failures.to_string().as_bytes(), 0o600)
         {
             eprintln!("warning: cannot record the failed check-in count: {e}");
         }
@@ -113,7 +111,7 @@ impl Watchdog {
             reported: false,
         };
         self.save_last(&record);
-        let _ = std::fs::remove_file(&self.failures_path);
+        let _ = safe_fs::remove_file(&self.failures_path);
         eprintln!(
             "critical: connectivity watchdog: {failures} consecutive failed check-ins; running `{}`",
             spec.action
@@ -129,24 +127,22 @@ impl Watchdog {
     }
 
     fn failures(&self) -> u32 {
-        std::fs::read_to_string(&self.failures_path)
+        safe_fs::read_text(&self.failures_path, 64)
             .ok()
+            .flatten()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0)
     }
 
     fn last(&self) -> Option<LastAction> {
-        let bytes = std::fs::read(&self.last_path).ok()?;
+        let bytes = safe_fs::read(&self.last_path, safe_fs::STATE_FILE_LIMIT).ok()??;
         serde_json::from_slice(&bytes).ok()
     }
 
     fn save_last(&self, last: &LastAction) {
         let bytes = serde_json::to_vec(last).expect("record serialises infallibly");
-        if let Err(e) = fsutil::write_atomic(&self.last_path, &bytes, 0o600) {
-            eprintln!(
-                "warning: cannot record the watchdog action in {}: {e}",
-                self.last_path.display()
-            );
+        if let Err(e) = safe_fs::write_atomic(&self.last_path, &bytes, 0o600) {
+            eprintln!("warning: cannot record the watchdog action: {e}");
         }
     }
 }

@@ -6,13 +6,12 @@
 //! reboot the first correction counts as routine, which errs on the quiet side.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use apiary_proto::digest;
 
-use crate::fsutil;
+use crate::safe_fs;
 
 /// Per-item fingerprints of the desired states a policy converged.
 pub struct Converged {
@@ -25,8 +24,9 @@ impl Converged {
     /// Loads the record of `policy` (empty when missing or unreadable).
     pub fn load(state_dir: &Path, policy: &str) -> Self {
         let path = state_dir.join(format!("converged-{policy}.json"));
-        let items = fs::read(&path)
+        let items = safe_fs::read(&path, safe_fs::STATE_FILE_LIMIT)
             .ok()
+            .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         Self {
@@ -60,7 +60,7 @@ impl Converged {
             return Ok(());
         }
         let bytes = serde_json::to_vec(&self.items).expect("map serialises infallibly");
-        fsutil::write_atomic(&self.path, &bytes, 0o600)
+        Ok(safe_fs::write_atomic(&self.path, &bytes, 0o600)?)
     }
 
     /// Saves, logging a failure: losing the record only softens the next drift report.

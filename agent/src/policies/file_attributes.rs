@@ -2,12 +2,12 @@
 //! putting one onto the other. Unset parts keep what the file has (root and 0644 for a new
 //! file), so a bundle that says nothing never fights a local `chmod`.
 
-use std::fs;
+use std::fs::Metadata;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
 
 use apiary_proto::policy::file_distribution::DistributedFile;
 
+use crate::safe_fs::Dir;
 use crate::system::accounts;
 
 /// Mode of a new file when the bundle sets none.
@@ -79,25 +79,26 @@ impl Wanted {
         out
     }
 
-    /// Gives `path` the wanted attributes (owner first: a chown clears set-id bits).
-    pub fn apply(&self, path: &Path, actual: Actual) -> Result<(), String> {
+    /// Gives `name` in `dir`, which has `actual`, the wanted attributes, through a descriptor
+    /// of the file itself (never a link).
+    pub fn apply(&self, dir: &Dir, name: &str, actual: Actual) -> Result<(), String> {
         let target = self.for_new_content(Some(actual));
-        if (target.uid, target.gid) != (actual.uid, actual.gid) {
-            std::os::unix::fs::lchown(path, Some(target.uid), Some(target.gid))
-                .map_err(|e| format!("cannot chown {}: {e}", path.display()))?;
-        }
-        fs::set_permissions(path, fs::Permissions::from_mode(target.mode))
-            .map_err(|e| format!("cannot chmod {}: {e}", path.display()))
+        let owner = (target.uid, target.gid);
+        let chown = (owner != (actual.uid, actual.gid)).then_some(owner);
+        dir.set_attributes(name, chown, target.mode)
+            .map_err(|e| format!("cannot set owner and mode: {e}"))
     }
 }
 
-/// The attributes of `path`, `None` when it does not exist.
-pub fn actual(path: &Path) -> Option<Actual> {
-    fs::symlink_metadata(path).ok().map(|m| Actual {
-        uid: m.uid(),
-        gid: m.gid(),
-        mode: m.permissions().mode() & 0o7777,
-    })
+impl Actual {
+    /// The attributes `meta` describes.
+    pub fn of(meta: &Metadata) -> Self {
+        Self {
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mode: meta.permissions().mode() & 0o7777,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -135,15 +136,16 @@ mod tests {
 
     #[test]
     fn applies_a_mode() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        fs::write(&path, b"x").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("f"), b"x").unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        let actual = || Actual::of(&dir.stat("f").unwrap().unwrap());
         let want = Wanted {
             mode: Some(0o600),
             ..Wanted::default()
         };
-        want.apply(&path, actual(&path).unwrap()).unwrap();
-        assert_eq!(actual(&path).unwrap().mode, 0o600);
-        assert!(want.differences(actual(&path).unwrap()).is_empty());
+        want.apply(&dir, "f", actual()).unwrap();
+        assert_eq!(actual().mode, 0o600);
+        assert!(want.differences(actual()).is_empty());
     }
 }

@@ -6,8 +6,8 @@
 //! runs once after any of its files changed.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,10 +16,10 @@ use apiary_proto::policy::InBundle;
 use apiary_proto::policy::file_distribution::{DistributedFile, FileDistribution, FileSet};
 
 use super::converged::Converged;
-use super::file_attributes::{self, Actual, Wanted};
+use super::file_attributes::{Actual, Wanted};
 use super::{Context, DownloadSink, ItemPolicy, Outcome};
 use crate::command;
-use crate::fsutil::{self, AtomicFile};
+use crate::safe_fs::{self, AtomicFile, Dir};
 use crate::template;
 
 const NAME: &str = FileDistribution::NAME;
@@ -181,34 +181,40 @@ fn converge_file(
     written: &mut Converged,
 ) -> Result<FileChange, String> {
     check_destination(destination)?;
-    let dest = Path::new(destination);
+    let (parent, name) = safe_fs::split(Path::new(destination)).map_err(|e| e.to_string())?;
     let rendered = if file.template {
         let source = cached_source(ctx, file)?;
         Some(template::render(&source, parameters).map_err(|e| format!("{}: {e}", file.source))?)
     } else {
         None
     };
-    let desired = match &rendered {
-        Some(bytes) => digest::sha256_hex(bytes),
-        None => file.sha256.clone(),
+    let (desired, size) = match &rendered {
+        Some(bytes) => (digest::sha256_hex(bytes), bytes.len() as u64),
+        None => (file.sha256.clone(), file.size),
     };
 
     let wanted = Wanted::of(file)?;
     // The record covers content and attributes: a new owner or mode is a new desired state.
     let fingerprint = Converged::fingerprint(&[&desired, &wanted.describe()]);
-    let current = current_digest(dest)?;
-    let existing = file_attributes::actual(dest);
+    let dir = match Dir::open(parent) {
+        Ok(dir) => Some(dir),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e.to_string()),
+    };
+    let existing = match &dir {
+        Some(dir) => Existing::of(dir, name, &desired, size)?,
+        None => Existing::default(),
+    };
     // Drift: the file is there but differs from what this agent itself last made of the same
     // desired state. Anything else is a new desired state, not a manual change.
     let drift = written.was(destination, &fingerprint);
-    if current.as_deref() == Some(desired.as_str()) {
-        let actual = existing.expect("a file with a digest has attributes");
+    if let (Some(dir), Some(actual), true) = (&dir, existing.attributes, existing.same_content) {
         let differences = wanted.differences(actual);
         if differences.is_empty() {
             written.record(destination, &fingerprint);
             return Ok(FileChange::Unchanged);
         }
-        wanted.apply(dest, actual)?;
+        wanted.apply(dir, name, actual)?;
         written.record(destination, &fingerprint);
         return Ok(FileChange::Attributes {
             drift,
@@ -216,25 +222,70 @@ fn converge_file(
         });
     }
 
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    }
-    let attributes = wanted.for_new_content(existing);
+    let dir = match dir {
+        Some(dir) => dir,
+        None => Dir::create_all(parent, 0o755).map_err(|e| format!("cannot create: {e}"))?,
+    };
+    let attributes = wanted.for_new_content(existing.attributes);
     match rendered {
-        Some(bytes) => fsutil::write_atomic_owned(
-            dest,
+        Some(bytes) => safe_fs::write_in(
+            &dir,
+            name,
             &bytes,
             attributes.mode,
-            (attributes.uid, attributes.gid),
+            Some((attributes.uid, attributes.gid)),
         )
-        .map_err(|e| format!("cannot write {}: {e}", dest.display()))?,
-        None => fetch_into_place(ctx, file, dest, attributes)?,
+        .map_err(|e| format!("cannot write: {e}"))?,
+        None => fetch_into_place(ctx, file, &dir, name, attributes)?,
     }
     written.record(destination, &fingerprint);
     Ok(FileChange::Written {
-        drift: drift && current.is_some(),
+        drift: drift && existing.present,
     })
+}
+
+/// What the destination holds now.
+#[derive(Default)]
+struct Existing {
+    present: bool,
+    /// The attributes of a regular file with no other hard link: the only kind whose owner and
+    /// mode a replacement inherits, or that is changed in place.
+    attributes: Option<Actual>,
+    same_content: bool,
+}
+
+impl Existing {
+    /// Looks at `name` in `dir`, reading it only when its size is the desired one. A symlink,
+    /// FIFO, device or hard-linked file is present but not ours: it is replaced by a rename,
+    /// never written through.
+    fn of(dir: &Dir, name: &str, desired: &str, size: u64) -> Result<Self, String> {
+        let Some(meta) = dir.stat(name).map_err(|e| e.to_string())? else {
+            return Ok(Self::default());
+        };
+        if meta.is_dir() {
+            return Err(format!("{} is a directory", dir.join(name).display()));
+        }
+        if !meta.is_file() || meta.nlink() != 1 {
+            return Ok(Self {
+                present: true,
+                ..Self::default()
+            });
+        }
+        let same_content = meta.len() == size
+            && match dir.open_file(name).map_err(|e| e.to_string())? {
+                Some((f, _)) => {
+                    digest::sha256_hex_reader(f)
+                        .map_err(|e| format!("cannot read {}: {e}", dir.join(name).display()))?
+                        == desired
+                }
+                None => false,
+            };
+        Ok(Self {
+            present: true,
+            attributes: Some(Actual::of(&meta)),
+            same_content,
+        })
+    }
 }
 
 /// An expanded destination must still be a clean absolute path: a parameter value cannot
@@ -250,24 +301,26 @@ fn check_destination(path: &str) -> Result<(), String> {
     }
 }
 
-/// Streams a plain file into a temp file beside `dest`, renaming only if the digest matches.
+/// Streams a plain file into a temp file beside `name`, renaming only if the digest matches.
 fn fetch_into_place(
     ctx: &Context<'_>,
     file: &DistributedFile,
-    dest: &Path,
+    dir: &Dir,
+    name: &str,
     attributes: Actual,
 ) -> Result<(), String> {
-    let tmp = AtomicFile::create(dest, attributes.mode)
+    let tmp = dir
+        .atomic(name, attributes.mode)
         .and_then(|tmp| {
             tmp.chown(attributes.uid, attributes.gid, attributes.mode)?;
             Ok(tmp)
         })
-        .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
+        .map_err(|e| format!("cannot write: {e}"))?;
     let mut sink = HashingWriter::new(tmp);
     download_verified(ctx, file, &mut sink)?;
     sink.inner
         .commit()
-        .map_err(|e| format!("cannot install {}: {e}", dest.display()))
+        .map_err(|e| format!("cannot install: {e}"))
 }
 
 /// Downloads `file` into `sink` until its SHA-256 matches, at most [`DOWNLOAD_ATTEMPTS`]
@@ -345,13 +398,12 @@ fn cached_source(ctx: &Context<'_>, file: &DistributedFile) -> Result<Vec<u8>, S
     }
     let dir = ctx.state_dir.join("files");
     let path = dir.join(&file.sha256);
-    if let Ok(bytes) = fs::read(&path)
+    if let Ok(Some(bytes)) = safe_fs::read(&path, MAX_TEMPLATE_BYTES)
         && digest::sha256_hex(&bytes) == file.sha256
     {
         return Ok(bytes);
     }
-    crate::config::create_private_dir(&dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    crate::config::create_private_dir(&dir).map_err(|e| format!("cannot create: {e}"))?;
     let mut sink = LimitedWriter {
         inner: Vec::with_capacity(file.size as usize),
         hash: Sha256::new(),
@@ -359,24 +411,8 @@ fn cached_source(ctx: &Context<'_>, file: &DistributedFile) -> Result<Vec<u8>, S
     };
     download_verified(ctx, file, &mut sink)?;
     let bytes = sink.inner;
-    fsutil::write_atomic(&path, &bytes, 0o600)
-        .map_err(|e| format!("cannot cache {}: {e}", path.display()))?;
+    safe_fs::write_atomic(&path, &bytes, 0o600).map_err(|e| format!("cannot cache: {e}"))?;
     Ok(bytes)
-}
-
-fn current_digest(dest: &Path) -> Result<Option<String>, String> {
-    match fs::File::open(dest) {
-        Ok(f) => {
-            if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-                return Err(format!("{} is a directory", dest.display()));
-            }
-            digest::sha256_hex_reader(f)
-                .map(Some)
-                .map_err(|e| format!("cannot read {}: {e}", dest.display()))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", dest.display())),
-    }
 }
 
 /// A download sink that can tell the digest of what it holds.
@@ -480,6 +516,7 @@ mod tests {
     use crate::transport::TransportError;
     use std::cell::RefCell;
     use std::collections::HashMap;
+    use std::fs;
 
     /// Serves content from memory; stands in for the backend in these unit tests only
     /// (the end-to-end tests use a real backend).

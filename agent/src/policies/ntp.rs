@@ -21,12 +21,14 @@ use apiary_proto::policy::ntp::Ntp;
 use super::converged::Converged;
 use super::{Context, ItemPolicy, Outcome};
 use crate::command;
-use crate::fsutil;
+use crate::safe_fs::{self, Dir};
 use crate::system::programs;
 
 const NAME: &str = Ntp::NAME;
 const ITEM: &str = "servers";
 const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest time daemon config read back.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 /// Heads the block of managed server lines.
 const MARKER: &str = "# Time servers managed by apiary; changes here are reverted.";
 const TIMESYNCD_DROP_IN: &str = "/etc/systemd/timesyncd.conf.d/apiary.conf";
@@ -162,10 +164,8 @@ impl ItemPolicy for Ntp {
 fn converge(servers: &[String], converged: &mut Converged) -> Result<Outcome, String> {
     let daemon = Daemon::detect()?;
     let path = daemon.config_path();
-    let current = match fsutil::read_optional(&path) {
-        Ok(bytes) => bytes.map(|b| String::from_utf8_lossy(&b).into_owned()),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
+    let current = safe_fs::read_text(&path, MAX_CONFIG_BYTES)
+        .map_err(|e| format!("cannot read the {} config: {e}", daemon.label()))?;
     let desired = daemon.desired(current.as_deref().unwrap_or(""), servers);
     let fingerprint = Converged::fingerprint(&[daemon.label(), &desired]);
     let list = servers.join(", ");
@@ -178,12 +178,10 @@ fn converge(servers: &[String], converged: &mut Converged) -> Result<Outcome, St
         ));
     }
     let drift = current.is_some() && converged.was(ITEM, &fingerprint);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    fsutil::write_atomic(&path, desired.as_bytes(), 0o644)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let (parent, name) = safe_fs::split(&path).map_err(|e| e.to_string())?;
+    let dir = Dir::create_all(parent, 0o755).map_err(|e| format!("cannot create: {e}"))?;
+    safe_fs::write_in(&dir, name, desired.as_bytes(), 0o644, None)
+        .map_err(|e| format!("cannot write: {e}"))?;
     converged.record(ITEM, &fingerprint);
     let how = restart(&daemon).map_err(|e| {
         format!(

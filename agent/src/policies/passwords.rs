@@ -62,13 +62,12 @@ fn converge_password(item: &PasswordHash, converged: &mut Converged) -> Result<O
 /// The account's current hash; a missing account is an error naming it.
 fn current_hash(user: &str) -> Result<String, String> {
     if accounts::account(user)
-        .map_err(|e| format!("cannot read /etc/passwd: {e}"))?
+        .map_err(|e| format!("cannot read: {e}"))?
         .is_none()
     {
         return Err(format!("user {user} does not exist"));
     }
-    let shadow = std::fs::read_to_string("/etc/shadow")
-        .map_err(|e| format!("cannot read /etc/shadow: {e}"))?;
+    let shadow = accounts::read_file("/etc/shadow").map_err(|e| format!("cannot read: {e}"))?;
     // An account without a shadow line gets one from chpasswd.
     Ok(accounts::shadow_hash(&shadow, user)
         .unwrap_or_default()

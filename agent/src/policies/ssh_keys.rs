@@ -2,21 +2,26 @@
 //! one per line, owned by the user, the file 0600 and `~/.ssh` 0700. Keys added by hand are
 //! removed. The home directory comes from `/etc/passwd`; a missing user is an error.
 
-use std::fs;
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use apiary_proto::policy::InBundle;
 use apiary_proto::policy::ssh_keys::{AuthorizedKeys, SshKeys};
 
 use super::converged::Converged;
-use super::file_attributes::{self, Wanted};
+use super::file_attributes::{Actual, Wanted};
 use super::{Context, ItemPolicy, Outcome};
-use crate::fsutil;
+use crate::safe_fs::{self, Dir, SafeFsError};
 use crate::system::accounts::{self, Account};
 
 const NAME: &str = SshKeys::NAME;
 const DIR_MODE: u32 = 0o700;
 const FILE_MODE: u32 = 0o600;
+const SSH_DIR: &str = ".ssh";
+const KEYS_FILE: &str = "authorized_keys";
+/// Largest `authorized_keys` read back; a longer one is replaced unread.
+const MAX_KEYS_BYTES: u64 = 1024 * 1024;
 
 impl ItemPolicy for SshKeys {
     type Item = AuthorizedKeys;
@@ -51,7 +56,7 @@ fn content(keys: &[String]) -> String {
 fn converge_keys(item: &AuthorizedKeys, converged: &mut Converged) -> Result<Outcome, String> {
     let user = item.user.as_str();
     let account = accounts::account(user)
-        .map_err(|e| format!("cannot read /etc/passwd: {e}"))?
+        .map_err(|e| format!("cannot read: {e}"))?
         .ok_or_else(|| format!("user {user} does not exist; its SSH keys cannot be set"))?;
     if !account.home.starts_with('/') || account.home == "/" {
         return Err(format!(
@@ -62,33 +67,45 @@ fn converge_keys(item: &AuthorizedKeys, converged: &mut Converged) -> Result<Out
     let want = content(&item.keys);
     let fingerprint = Converged::fingerprint(&[&want, &account.home]);
     let drift = converged.was(user, &fingerprint);
-    let dir = Path::new(&account.home).join(".ssh");
-    let file = dir.join("authorized_keys");
-
+    let home = Dir::open(Path::new(&account.home))
+        .map_err(|e| format!("home directory of {user}: {e}"))?;
     let mut fixes = Vec::new();
-    fix_dir(&dir, &account, &mut fixes)?;
-    match fs::read(&file) {
-        Ok(bytes) if bytes == want.as_bytes() => {
-            fix_attributes(&file, &account, FILE_MODE, &mut fixes)?;
+    let ssh = open_ssh_dir(&home, &account, &mut fixes)?;
+    let file = ssh.join(KEYS_FILE);
+    let count = item.keys.len();
+    match present(&ssh)? {
+        Present::Absent => {
+            write(&ssh, &want, &account)?;
+            fixes.push(format!("authorized_keys created with {count} key(s)"));
         }
-        Ok(bytes) => {
-            // Say what else was wrong before the rewrite makes it right.
-            fix_attributes(&file, &account, FILE_MODE, &mut fixes)?;
-            let before = String::from_utf8_lossy(&bytes).lines().count();
-            write(&file, &want, &account)?;
+        Present::NotOurs(what) => {
+            write(&ssh, &want, &account)?;
             fixes.push(format!(
-                "authorized_keys rewritten ({before} line(s) -> {} key(s))",
-                item.keys.len()
+                "authorized_keys was {what}; replaced with {count} key(s)"
             ));
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            write(&file, &want, &account)?;
-            fixes.push(format!(
-                "authorized_keys created with {} key(s)",
-                item.keys.len()
-            ));
+        Present::File(meta) => {
+            let bytes = ssh
+                .read(KEYS_FILE, MAX_KEYS_BYTES)
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            // Say what else was wrong before a rewrite makes it right.
+            fix(
+                Actual::of(&meta),
+                &account,
+                FILE_MODE,
+                KEYS_FILE,
+                &mut fixes,
+                |o, m| ssh.set_attributes(KEYS_FILE, o, m),
+            )?;
+            if bytes != want.as_bytes() {
+                let before = String::from_utf8_lossy(&bytes).lines().count();
+                write(&ssh, &want, &account)?;
+                fixes.push(format!(
+                    "authorized_keys rewritten ({before} line(s) -> {count} key(s))"
+                ));
+            }
         }
-        Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
     }
     converged.record(user, &fingerprint);
     if fixes.is_empty() {
@@ -111,74 +128,84 @@ fn converge_keys(item: &AuthorizedKeys, converged: &mut Converged) -> Result<Out
     Ok(Outcome::changed(NAME, user.into(), drift, message))
 }
 
-/// Creates `~/.ssh` if needed and gives it the user and 0700. A symlink is refused: it could
-/// point the agent's writes anywhere.
-fn fix_dir(dir: &Path, account: &Account, fixes: &mut Vec<String>) -> Result<(), String> {
-    match fs::symlink_metadata(dir) {
-        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => Err(format!(
-            "{} is not a directory (a symlink or a file); refusing to write keys through it",
-            dir.display()
-        )),
-        Ok(_) => fix_attributes(dir, account, DIR_MODE, fixes),
-        Err(_) => {
-            if !Path::new(&account.home).is_dir() {
-                return Err(format!(
-                    "home directory {} of {} does not exist",
-                    account.home, account.name
-                ));
-            }
-            fs::create_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            fix_attributes(dir, account, DIR_MODE, &mut Vec::new())?;
-            fixes.push(format!("{} created", dir.display()));
-            Ok(())
+/// What `authorized_keys` is now.
+enum Present {
+    Absent,
+    /// A regular file with no other hard link: read, and corrected in place.
+    File(Metadata),
+    /// Anything else (a symlink, a FIFO, a hard link, an oversized file) is replaced by a
+    /// rename, never read or changed through.
+    NotOurs(String),
+}
+
+fn present(ssh: &Dir) -> Result<Present, String> {
+    let Some(meta) = ssh.stat(KEYS_FILE).map_err(|e| e.to_string())? else {
+        return Ok(Present::Absent);
+    };
+    Ok(if meta.is_dir() {
+        return Err(format!("{} is a directory", ssh.join(KEYS_FILE).display()));
+    } else if !meta.is_file() {
+        Present::NotOurs(format!("a {}", safe_fs::kind_of(&meta)))
+    } else if meta.nlink() != 1 {
+        Present::NotOurs(format!("a file with {} hard links", meta.nlink()))
+    } else if meta.len() > MAX_KEYS_BYTES {
+        Present::NotOurs(format!("{} bytes long", meta.len()))
+    } else {
+        Present::File(meta)
+    })
+}
+
+/// Opens `~/.ssh`, creating it if needed, and gives it the user and 0700. A symlink is
+/// refused: it could point the agent's writes anywhere.
+fn open_ssh_dir(home: &Dir, account: &Account, fixes: &mut Vec<String>) -> Result<Dir, String> {
+    let refused = |e: SafeFsError| format!("{e}; refusing to write keys through it");
+    match home.open_dir(SSH_DIR).map_err(refused)? {
+        Some(ssh) => {
+            let actual = Actual::of(&ssh.metadata().map_err(|e| e.to_string())?);
+            fix(actual, account, DIR_MODE, SSH_DIR, fixes, |o, m| {
+                ssh.set_own_attributes(o, m)
+            })?;
+            Ok(ssh)
+        }
+        None => {
+            let ssh = home
+                .mkdir(SSH_DIR, DIR_MODE)
+                .map_err(|e| format!("cannot create: {e}"))?;
+            ssh.set_own_attributes(Some((account.uid, account.gid)), DIR_MODE)
+                .map_err(|e| e.to_string())?;
+            fixes.push(format!("{} created", ssh.path().display()));
+            Ok(ssh)
         }
     }
 }
 
-/// Gives `path` the account's owner and group and `mode`, noting what it corrected.
-fn fix_attributes(
-    path: &Path,
+/// Gives a file with `actual` attributes the account's owner and group and `mode` through
+/// `apply`, noting what it corrected.
+fn fix(
+    actual: Actual,
     account: &Account,
     mode: u32,
+    what: &str,
     fixes: &mut Vec<String>,
+    apply: impl FnOnce(Option<(u32, u32)>, u32) -> Result<(), SafeFsError>,
 ) -> Result<(), String> {
-    let m =
-        fs::symlink_metadata(path).map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
-    if m.file_type().is_symlink() {
-        return Err(format!(
-            "{} is a symlink; refusing to follow it",
-            path.display()
-        ));
-    }
     let wanted = Wanted {
         uid: Some(account.uid),
         gid: Some(account.gid),
         mode: Some(mode),
     };
-    let actual =
-        file_attributes::actual(path).ok_or_else(|| format!("{} disappeared", path.display()))?;
     let differences = wanted.differences(actual);
     if !differences.is_empty() {
-        wanted.apply(path, actual)?;
-        fixes.push(format!("{} {}", name(path), differences.join(", ")));
+        apply(Some((account.uid, account.gid)), mode).map_err(|e| e.to_string())?;
+        fixes.push(format!("{what} {}", differences.join(", ")));
     }
     Ok(())
 }
 
-fn write(file: &Path, content: &str, account: &Account) -> Result<(), String> {
-    fsutil::write_atomic_owned(
-        file,
-        content.as_bytes(),
-        FILE_MODE,
-        (account.uid, account.gid),
-    )
-    .map_err(|e| format!("cannot write {}: {e}", file.display()))
-}
-
-fn name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+fn write(ssh: &Dir, content: &str, account: &Account) -> Result<(), String> {
+    let owner = Some((account.uid, account.gid));
+    safe_fs::write_in(ssh, KEYS_FILE, content.as_bytes(), FILE_MODE, owner)
+        .map_err(|e| format!("cannot write: {e}"))
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ fn converge_user(
     converged: &mut Converged,
 ) -> Result<Outcome, String> {
     let name = user.name.as_str();
-    let existing = accounts::account(name).map_err(|e| format!("cannot read /etc/passwd: {e}"))?;
+    let existing = accounts::account(name).map_err(|e| format!("cannot read: {e}"))?;
     let fingerprint = Converged::fingerprint(&[
         user.state.as_str(),
         user.home.as_deref().unwrap_or(""),

@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::programs;
+use super::{accounts, programs};
 use crate::command;
+use crate::safe_fs::{self, Dir};
 
 /// Bound on one account command (they are quick; a hang must not stall the cycle).
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -137,17 +138,23 @@ fn run(program: &std::path::Path, args: &[&str], input: Option<&[u8]>) -> Result
 
 /// Replaces the home and shell fields of `name`'s line in `/etc/passwd`, atomically.
 fn rewrite_passwd_line(name: &str, home: &str, shell: &str) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::path::Path::new("/etc/passwd");
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read /etc/passwd: {e}"))?;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let etc = Dir::open(std::path::Path::new("/etc")).map_err(|e| e.to_string())?;
+    let meta = etc
+        .stat("passwd")
+        .map_err(|e| e.to_string())?
+        .ok_or("/etc/passwd does not exist")?;
+    let bytes = etc
+        .read("passwd", accounts::MAX_ACCOUNT_FILE_BYTES)
+        .map_err(|e| format!("cannot read: {e}"))?
+        .ok_or("/etc/passwd does not exist")?;
+    let text = String::from_utf8_lossy(&bytes);
     let new = with_home_and_shell(&text, name, home, shell)
         .ok_or_else(|| format!("user {name} is not in /etc/passwd"))?;
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o644);
-    crate::fsutil::write_atomic(path, new.as_bytes(), mode)
-        .map_err(|e| format!("cannot write /etc/passwd: {e}"))
+    let mode = meta.permissions().mode() & 0o7777;
+    let owner = Some((meta.uid(), meta.gid()));
+    safe_fs::write_in(&etc, "passwd", new.as_bytes(), mode, owner)
+        .map_err(|e| format!("cannot write: {e}"))
 }
 
 fn with_home_and_shell(text: &str, name: &str, home: &str, shell: &str) -> Option<String> {

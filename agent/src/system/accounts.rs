@@ -2,13 +2,23 @@
 //! `/etc/login.defs`, read directly (a static agent has no NSS, and busybox systems have
 //! nothing else).
 
-use std::fs;
 use std::io;
 use std::path::Path;
+
+use crate::safe_fs;
 
 /// Lowest uid of a regular account when `/etc/login.defs` does not say (Debian, Buildroot,
 /// OpenWrt and busybox `adduser` all use 1000).
 pub const DEFAULT_UID_MIN: u32 = 1000;
+
+/// Largest account file read (`/etc/passwd` of 100,000 accounts is about 6 MiB).
+pub const MAX_ACCOUNT_FILE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Reads one of the account files (link-safe, bounded); a missing file is an error.
+pub fn read_file(path: &str) -> io::Result<String> {
+    let bytes = safe_fs::read_existing(Path::new(path), MAX_ACCOUNT_FILE_BYTES)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
 
 /// One line of `/etc/passwd`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,7 +51,7 @@ pub fn parse_passwd(text: &str) -> Vec<Account> {
 
 /// The accounts of `/etc/passwd`.
 pub fn accounts() -> io::Result<Vec<Account>> {
-    Ok(parse_passwd(&fs::read_to_string("/etc/passwd")?))
+    Ok(parse_passwd(&read_file("/etc/passwd")?))
 }
 
 /// The account called `name`, if any.
@@ -79,7 +89,7 @@ pub fn login_defs_uid_min(text: &str) -> Option<u32> {
 
 /// The lowest uid of a regular (non-system) account on this device.
 pub fn uid_min() -> u32 {
-    fs::read_to_string("/etc/login.defs")
+    read_file("/etc/login.defs")
         .ok()
         .and_then(|t| login_defs_uid_min(&t))
         .unwrap_or(DEFAULT_UID_MIN)
@@ -93,7 +103,7 @@ pub fn resolve_uid(owner: &str) -> Result<u32, String> {
     match account(owner) {
         Ok(Some(a)) => Ok(a.uid),
         Ok(None) => Err(format!("user {owner} does not exist")),
-        Err(e) => Err(format!("cannot read /etc/passwd: {e}")),
+        Err(e) => Err(format!("cannot read: {e}")),
     }
 }
 
@@ -102,8 +112,7 @@ pub fn resolve_gid(group: &str) -> Result<u32, String> {
     if let Ok(gid) = group.parse() {
         return Ok(gid);
     }
-    let text = fs::read_to_string(Path::new("/etc/group"))
-        .map_err(|e| format!("cannot read /etc/group: {e}"))?;
+    let text = read_file("/etc/group").map_err(|e| format!("cannot read: {e}"))?;
     group_gid(&text, group).ok_or_else(|| format!("group {group} does not exist"))
 }
 
