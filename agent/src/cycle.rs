@@ -12,7 +12,7 @@ use crate::expand::Vars;
 use crate::network;
 use crate::policies::connectivity_watchdog::Watchdog;
 use crate::policies::{self, Context, DownloadSink, Fetch, Outcome, Status};
-use crate::reports::{NewReport, ReportQueue};
+use crate::reports::{MAX_PER_CHECKIN, NewReport, ReportQueue};
 use crate::safe_fs;
 use crate::signals;
 use crate::transport::{Transport, TransportError};
@@ -44,6 +44,9 @@ pub struct Agent {
     version_sent: bool,
     /// Read once per process: the source of `$(sys.*)` values.
     facts: HostFacts,
+    /// Reports per check-in: halved when the backend finds a body too large, grown back
+    /// after each check-in that went through.
+    report_batch: usize,
 }
 
 impl Agent {
@@ -63,6 +66,7 @@ impl Agent {
             in_force,
             version_sent: false,
             facts: crate::facts::collect(),
+            report_batch: MAX_PER_CHECKIN,
         })
     }
 
@@ -161,8 +165,27 @@ impl Agent {
         self.in_force.as_ref().map_or(0, |b| b.bundle.serial)
     }
 
+    /// Checks in with the oldest queued reports; see [`send_shrinking`] for a body the backend
+    /// finds too large.
     fn checkin(&mut self, queue: &mut ReportQueue) -> Option<CheckinResponse> {
-        let reports = queue.pending();
+        let mut batch = self.report_batch;
+        let sent = send_shrinking(&mut batch, |n| self.checkin_batch(queue, n));
+        self.report_batch = batch;
+        match sent {
+            Ok(response) => Some(response),
+            Err(e) => {
+                eprintln!("warning: check-in failed, converging from the last good bundle: {e}");
+                None
+            }
+        }
+    }
+
+    fn checkin_batch(
+        &mut self,
+        queue: &mut ReportQueue,
+        batch: usize,
+    ) -> Result<CheckinResponse, TransportError> {
+        let reports = queue.outgoing(batch);
         // Interfaces go out only when they differ from what the backend last acknowledged
         // (kept in tmpfs, so a reboot sends them again): idle check-ins stay small.
         let network_marker = self.dirs.state.join(NETWORK_SENT);
@@ -178,25 +201,17 @@ impl Agent {
             },
             reports,
         };
-        match self
+        let response = self
             .transport
-            .post_json::<_, CheckinResponse>(paths::CHECKIN, &request)
-        {
-            Ok(response) => {
-                self.version_sent = true;
-                if let Some(network) = &network {
-                    network.acknowledged(&network_marker);
-                }
-                if let Some(seq) = response.ack_seq {
-                    queue.ack(seq, now());
-                }
-                Some(response)
-            }
-            Err(e) => {
-                eprintln!("warning: check-in failed, converging from the last good bundle: {e}");
-                None
-            }
+            .post_json::<_, CheckinResponse>(paths::CHECKIN, &request)?;
+        self.version_sent = true;
+        if let Some(network) = &network {
+            network.acknowledged(&network_marker);
         }
+        if let Some(seq) = response.ack_seq {
+            queue.ack(seq, now());
+        }
+        Ok(response)
     }
 
     /// Reports a rejected bundle once per distinct bundle, so a bad bundle does not flood the log.
@@ -220,6 +235,31 @@ impl Agent {
         );
         if let Err(e) = safe_fs::write_atomic(&marker, hash.as_bytes(), 0o600) {
             eprintln!("warning: cannot record the rejected bundle: {e}");
+        }
+    }
+}
+
+/// Sends with up to `*batch` reports. A 413 (body too large: a proxy's limit, or an older
+/// backend's) is retried at once with half as many, down to one, so no batch can wedge the
+/// queue; each send that goes through doubles the size back towards [`MAX_PER_CHECKIN`].
+fn send_shrinking<T>(
+    batch: &mut usize,
+    mut send: impl FnMut(usize) -> Result<T, TransportError>,
+) -> Result<T, TransportError> {
+    loop {
+        match send(*batch) {
+            Err(TransportError::Status { status: 413, .. }) if *batch > 1 => {
+                *batch = (*batch / 2).max(1);
+                eprintln!(
+                    "warning: the backend found the check-in too large; sending {} report(s) at a time",
+                    *batch
+                );
+            }
+            Ok(sent) => {
+                *batch = batch.saturating_mul(2).min(MAX_PER_CHECKIN);
+                return Ok(sent);
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -288,5 +328,64 @@ mod tests {
                 "{d:?}"
             );
         }
+    }
+
+    fn too_large() -> TransportError {
+        TransportError::Status {
+            url: "https://backend/checkin".into(),
+            status: 413,
+            message: "body too large".into(),
+        }
+    }
+
+    #[test]
+    fn a_too_large_check_in_is_resent_with_half_the_reports_until_it_fits() {
+        // A proxy in front of the backend takes at most 30 reports per body.
+        let mut tried = Vec::new();
+        let mut batch = MAX_PER_CHECKIN;
+        let sent = send_shrinking(&mut batch, |n| {
+            tried.push(n);
+            if n > 30 { Err(too_large()) } else { Ok(n) }
+        });
+        assert_eq!(sent.expect("goes through once small enough"), 25);
+        assert_eq!(tried, [200, 100, 50, 25]);
+        assert_eq!(batch, 50, "grows back after a check-in that went through");
+        for _ in 0..5 {
+            let _ = send_shrinking(
+                &mut batch,
+                |n| if n > 30 { Err(too_large()) } else { Ok(n) },
+            );
+        }
+        assert!(batch <= 50, "never stays above what goes through: {batch}");
+    }
+
+    #[test]
+    fn a_single_report_too_large_fails_the_check_in_without_looping() {
+        let mut tries = 0;
+        let mut batch = MAX_PER_CHECKIN;
+        let sent = send_shrinking(&mut batch, |_| -> Result<(), _> {
+            tries += 1;
+            Err(too_large())
+        });
+        assert!(matches!(
+            sent,
+            Err(TransportError::Status { status: 413, .. })
+        ));
+        assert_eq!(batch, 1);
+        assert_eq!(tries, 8, "200, 100, 50, 25, 12, 6, 3, 1: then it gives up");
+    }
+
+    #[test]
+    fn other_failures_keep_the_batch_size() {
+        let mut batch = 40;
+        let sent = send_shrinking(&mut batch, |_| -> Result<(), _> {
+            Err(TransportError::Status {
+                url: "u".into(),
+                status: 503,
+                message: "busy".into(),
+            })
+        });
+        assert!(sent.is_err());
+        assert_eq!(batch, 40);
     }
 }

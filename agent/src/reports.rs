@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use apiary_proto::device_api::{Level, Report};
+use apiary_proto::device_api::{Level, REPORT_BATCH_BYTES, Report};
 use serde::{Deserialize, Serialize};
 
 use crate::safe_fs;
@@ -99,9 +99,25 @@ impl ReportQueue {
         self.dirty = true;
     }
 
-    /// The oldest unacked reports, at most [`MAX_PER_CHECKIN`].
-    pub fn pending(&self) -> Vec<Report> {
-        self.reports.iter().take(MAX_PER_CHECKIN).cloned().collect()
+    /// The oldest unacked reports for one check-in: at most `count` of them and
+    /// [`REPORT_BATCH_BYTES`] serialised, but always the oldest one. The queue is saved first,
+    /// so an agent killed after sending never numbers new reports with sequence numbers the
+    /// backend already holds (it would drop them as duplicates). A queue that cannot be saved
+    /// (a full state dir) is still sent.
+    pub fn outgoing(&mut self, count: usize) -> Vec<Report> {
+        if let Err(e) = self.save() {
+            eprintln!("warning: cannot save the report queue before sending: {e}");
+        }
+        let mut bytes = 0;
+        let mut batch = Vec::new();
+        for report in self.reports.iter().take(count.max(1)) {
+            bytes += serde_json::to_vec(report).map_or(0, |b| b.len()) + 1;
+            if !batch.is_empty() && bytes > REPORT_BATCH_BYTES {
+                break;
+            }
+            batch.push(report.clone());
+        }
+        batch
     }
 
     /// Number of unacked reports.
@@ -172,15 +188,15 @@ mod tests {
         q.save().unwrap();
 
         let mut q = ReportQueue::load(dir.path());
-        let pending = q.pending();
+        let pending = q.outgoing(MAX_PER_CHECKIN);
         assert_eq!(pending.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
         q.ack(1, 3);
-        assert_eq!(q.pending()[0].message, "b");
+        assert_eq!(q.outgoing(MAX_PER_CHECKIN)[0].message, "b");
         q.save().unwrap();
 
-        let q2 = ReportQueue::load(dir.path());
+        let mut q2 = ReportQueue::load(dir.path());
         assert_eq!(q2.id(), q.id());
-        assert_eq!(q2.pending().len(), 1);
+        assert_eq!(q2.outgoing(MAX_PER_CHECKIN).len(), 1);
     }
 
     #[test]
@@ -200,12 +216,61 @@ mod tests {
             q.push(report(&i.to_string()), 1);
         }
         assert_eq!(q.len(), MAX_QUEUED);
-        assert_eq!(q.pending()[0].message, "5");
-        assert_eq!(q.pending().len(), MAX_PER_CHECKIN);
+        assert_eq!(q.outgoing(MAX_PER_CHECKIN)[0].message, "5");
+        assert_eq!(q.outgoing(MAX_PER_CHECKIN).len(), MAX_PER_CHECKIN);
         let last = q.reports.back().unwrap().seq;
         q.ack(last, 2);
         assert_eq!(q.len(), 1);
-        assert!(q.pending()[0].message.starts_with("5 reports were dropped"));
+        assert!(
+            q.outgoing(MAX_PER_CHECKIN)[0]
+                .message
+                .starts_with("5 reports were dropped")
+        );
+    }
+
+    #[test]
+    fn numbers_handed_out_are_on_disk_before_they_are_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = ReportQueue::load(dir.path());
+        q.push(report("a"), 1);
+        let sent = q.outgoing(MAX_PER_CHECKIN);
+        // Killed here, after sending: the next process must not number a report 1 again.
+        let mut next = ReportQueue::load(dir.path());
+        next.push(report("b"), 2);
+        let seqs: Vec<u64> = next.outgoing(10).iter().map(|r| r.seq).collect();
+        assert_eq!((sent[0].seq, seqs), (1, vec![1, 2]));
+    }
+
+    #[test]
+    fn a_batch_fits_the_backend_s_body_limit_whatever_the_output() {
+        use apiary_proto::device_api::{CheckinRequest, MAX_CHECKIN_BODY_BYTES};
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = ReportQueue::load(dir.path());
+        // Control characters are escaped six bytes each: the worst output for JSON.
+        let output = "\u{1}".repeat(crate::command::OUTPUT_LIMIT);
+        for i in 0..MAX_PER_CHECKIN {
+            let mut r = report(&format!("report {i}"));
+            r.output = Some(output.clone());
+            q.push(r, 1);
+        }
+        let mut sent = 0;
+        while q.len() > 0 {
+            let batch = q.outgoing(MAX_PER_CHECKIN);
+            assert!(!batch.is_empty());
+            let request = CheckinRequest {
+                queue_id: q.id().to_string(),
+                reports: batch.clone(),
+                ..CheckinRequest::default()
+            };
+            let body = serde_json::to_vec(&request).unwrap().len();
+            assert!(body <= MAX_CHECKIN_BODY_BYTES, "{body} bytes");
+            sent += batch.len();
+            q.ack(batch.last().unwrap().seq, 2);
+        }
+        assert_eq!(
+            sent, MAX_PER_CHECKIN,
+            "every report went, over several check-ins"
+        );
     }
 
     #[test]

@@ -17,6 +17,15 @@ pub struct HostFacts {
     pub network: Vec<NetInterface>,
 }
 
+/// Largest check-in body the backend reads; a larger one is answered 413.
+pub const MAX_CHECKIN_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// Room a check-in keeps for everything but reports (network facts are at most
+/// [`MAX_INTERFACES`] × [`MAX_ADDRESSES`] short strings, well under this).
+pub const CHECKIN_OVERHEAD_BYTES: usize = 256 * 1024;
+/// Bytes of serialised reports the agent puts in one check-in, derived from the limit so the
+/// two cannot drift apart.
+pub const REPORT_BATCH_BYTES: usize = MAX_CHECKIN_BODY_BYTES - CHECKIN_OVERHEAD_BYTES;
+
 /// Interfaces a device may report; more are cut (bridges and VLANs add up, but not to this).
 pub const MAX_INTERFACES: usize = 64;
 /// Addresses per interface a device may report.

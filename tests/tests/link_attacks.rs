@@ -21,10 +21,15 @@ const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFq3v0Yb8m1cJ2WzQw5b4hB0v1rN8kq2m3x4y5z6a7b8 ops@fleet";
 const SECRET: &[u8] = b"secret\n";
 
-/// Runs `script` inside the root as the unprivileged `user`.
+/// Runs `script` inside the root as the unprivileged `user`, with that user's `HOME`
+/// (`setpriv` keeps the caller's environment). `script` must not contain a single quote.
 fn as_user(root: &RootFs, user: &str, script: &str) {
+    assert!(
+        !script.contains('\''),
+        "as_user scripts are single-quoted: {script}"
+    );
     root.sh_ok(&format!(
-        "setpriv --reuid={user} --regid={user} --init-groups sh -c '{script}'"
+        "setpriv --reuid={user} --regid={user} --init-groups env HOME=/home/{user} sh -c '{script}'"
     ));
 }
 
@@ -50,7 +55,7 @@ fn plant(root: &RootFs) {
         "ln -s /etc /srv/app/conf && ln -s /etc/app-secret /srv/app/mode.conf \
          && ln -s /etc/shadow /srv/app/shadow.conf && ln -s /dev/zero /srv/app/zero.conf \
          && mkfifo /srv/app/fifo.conf \
-         && mkdir -m 700 ~/.ssh && mkdir ~/chrony && echo 'server 10.9.9.9' > ~/chrony/chrony.conf",
+         && mkdir -m 700 ~/.ssh && mkdir ~/chrony && echo \"server 10.9.9.9\" > ~/chrony/chrony.conf",
     );
     root.sh_ok("ln /etc/app-secret /srv/app/linked.conf");
     // ssh_keys: a hard link to a root file, a FIFO, and ~/.ssh as a link to root's.
