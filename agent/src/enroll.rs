@@ -110,7 +110,14 @@ pub fn bootstrap(dirs: &Dirs, opts: &BootstrapOptions) -> Result<String, EnrollE
                     return Err(EnrollError::Interrupted);
                 }
                 let path = format!("{}{device_id}", paths::BOOTSTRAP_STATUS_PREFIX);
-                status = transport.get_json(&path)?;
+                status = match transport.get_json(&path) {
+                    // Unanswered requests expire on the backend (after a week): ask again.
+                    Err(TransportError::Status { status: 404, .. }) => {
+                        eprintln!("the enrolment request of {device_id} expired; asking again");
+                        transport.post_json(paths::BOOTSTRAP, &signed)?
+                    }
+                    other => other?,
+                };
             }
         }
     }

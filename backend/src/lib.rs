@@ -3,6 +3,7 @@
 
 pub mod blobs;
 pub mod config;
+pub mod conn_limits;
 pub mod dashboard;
 pub mod datadir;
 pub mod device_api;

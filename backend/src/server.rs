@@ -4,10 +4,12 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::blobs::BlobStore;
+use crate::conn_limits::ConnLimits;
 use crate::datadir::DataDir;
 use crate::state::AppState;
 use crate::tls_server;
@@ -34,6 +36,37 @@ pub struct ServeOptions {
     /// Private key (PEM) for --tls-cert
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub device_limits: DeviceLimitArgs,
+}
+
+/// What unauthenticated clients may hold of the device listener (see `conn_limits`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeviceLimitArgs {
+    /// Open device connections; at the cap new ones wait in the kernel's backlog
+    #[arg(long, default_value_t = ConnLimits::default().max_connections)]
+    pub device_max_connections: usize,
+    /// Open device connections from one source address; more are closed at once
+    #[arg(long, default_value_t = ConnLimits::default().max_per_address)]
+    pub device_max_per_address: usize,
+    /// TLS handshakes in progress at once
+    #[arg(long, default_value_t = ConnLimits::default().max_handshakes)]
+    pub device_max_handshakes: usize,
+    /// Seconds a device connection may move no byte before it is closed
+    #[arg(long, default_value_t = ConnLimits::default().idle_timeout.as_secs())]
+    pub device_idle_timeout: u64,
+}
+
+impl DeviceLimitArgs {
+    fn limits(&self) -> ConnLimits {
+        ConnLimits {
+            max_connections: self.device_max_connections,
+            max_per_address: self.device_max_per_address,
+            max_handshakes: self.device_max_handshakes,
+            idle_timeout: Duration::from_secs(self.device_idle_timeout.max(1)),
+            ..ConnLimits::default()
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -158,7 +191,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
 
     let operator = async move {
         match operator_tls {
-            Some(cfg) => tls_server::serve(operator_listener, cfg, operator_app).await,
+            Some(cfg) => {
+                tls_server::serve(operator_listener, cfg, operator_app, ConnLimits::default()).await
+            }
             None => {
                 if let Err(e) = axum::serve(operator_listener, operator_app).await {
                     tracing::error!("operator API stopped: {e}");
@@ -168,7 +203,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     };
     tokio::select! {
         _ = operator => {}
-        _ = tls_server::serve(device_listener, device_tls, device_app) => {}
+        _ = tls_server::serve(device_listener, device_tls, device_app, opts.device_limits.limits()) => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
     Ok(())

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::conn_limits::{ConnLimits, Gate, IdleTimeout};
 use crate::pki::PeerCertificate;
 
 /// Who is on the other end of a connection.
@@ -113,10 +114,18 @@ pub fn operator_config(cert_pem: &str, key_pem: &str) -> Result<Arc<ServerConfig
     Ok(Arc::new(config))
 }
 
-/// Accepts TLS connections forever, serving `app` with a [`ConnInfo`] on each request.
-pub async fn serve(listener: TcpListener, config: Arc<ServerConfig>, app: Router) {
+/// Accepts TLS connections forever within `limits`, serving `app` with a [`ConnInfo`] on
+/// each request.
+pub async fn serve(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    app: Router,
+    limits: ConnLimits,
+) {
     let acceptor = TlsAcceptor::from(config);
+    let gate = Gate::new(limits);
     loop {
+        let slot = gate.connection_slot().await;
         let (tcp, remote) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -126,25 +135,43 @@ pub async fn serve(listener: TcpListener, config: Arc<ServerConfig>, app: Router
                 continue;
             }
         };
+        let Some(admission) = gate.admit(slot, remote.ip()) else {
+            tracing::debug!(
+                "{remote}: its address holds {} connections; closed",
+                gate.limits.max_per_address
+            );
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
+        let (acceptor, app, gate) = (acceptor.clone(), app.clone(), gate.clone());
         tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(15), acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::debug!("TLS handshake with {remote} failed: {e}");
-                        return;
-                    }
-                    Err(_) => return,
-                };
+            let _admission = admission;
+            let tcp = IdleTimeout::new(tcp, gate.limits.idle_timeout);
+            let handshake = async {
+                let _slot = gate.handshake_slot().await;
+                acceptor.accept(tcp).await
+            };
+            let tls = match tokio::time::timeout(gate.limits.handshake_timeout, handshake).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!("TLS handshake with {remote} failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake with {remote} timed out");
+                    return;
+                }
+            };
             let peer = tls
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .and_then(|der| PeerCertificate::from_der(der).ok());
+            let lifetime = match peer {
+                Some(_) => None,
+                None => Some(gate.limits.unauthenticated_lifetime),
+            };
             let info = ConnInfo { remote, peer };
             let service = app.map_request(
                 move |mut req: axum::extract::Request<hyper::body::Incoming>| {
@@ -152,14 +179,26 @@ pub async fn serve(listener: TcpListener, config: Arc<ServerConfig>, app: Router
                     req
                 },
             );
-            let result = hyper::server::conn::http1::Builder::new()
+            let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(30))
                 // Devices have clocks of their own; a Date header is bytes on every answer.
                 .auto_date_header(false)
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
-                .await;
+                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service));
+            let result = match lifetime {
+                None => connection.await,
+                Some(lifetime) => match tokio::time::timeout(lifetime, connection).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::debug!(
+                            "{remote}: no client certificate and open for {} s; closed",
+                            lifetime.as_secs()
+                        );
+                        return;
+                    }
+                },
+            };
             if let Err(e) = result {
                 tracing::debug!("connection from {remote} ended: {e}");
             }

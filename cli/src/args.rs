@@ -116,9 +116,15 @@ pub enum KeysCmd {
 pub enum DevicesCmd {
     /// List devices
     List {
-        /// Only devices waiting for approval
+        /// Only devices waiting for approval (paged: 100 at a time unless --limit says)
         #[arg(long)]
         pending: bool,
+        /// At most this many devices (by name; up to 1000)
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Skip this many devices first (with --limit or --pending)
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -129,10 +135,14 @@ pub enum DevicesCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Approve a pending device
+    /// Approve a pending device, or reverse a rejection
     Approve { device: String },
-    /// Reject a device
+    /// Reject a device: its certificate stops working, and it stays rejected if it enrols
+    /// again, until approved or deleted
     Reject { device: String },
+    /// Delete (decommission) a device with its reports and bundles; if it enrols again it
+    /// is a new request
+    Delete { device: String },
     /// Put a device in a group ("unassigned" for none); it converges at its next run
     Move { device: String, group: String },
 }

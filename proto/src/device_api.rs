@@ -26,6 +26,10 @@ pub const CHECKIN_OVERHEAD_BYTES: usize = 256 * 1024;
 /// two cannot drift apart.
 pub const REPORT_BATCH_BYTES: usize = MAX_CHECKIN_BODY_BYTES - CHECKIN_OVERHEAD_BYTES;
 
+/// Largest enrolment body the backend reads: a signed request whose network facts are at
+/// most [`MAX_INTERFACES`] × [`MAX_ADDRESSES`] addresses, with room to spare.
+pub const MAX_ENROLL_BODY_BYTES: usize = 256 * 1024;
+
 /// Interfaces a device may report; more are cut (bridges and VLANs add up, but not to this).
 pub const MAX_INTERFACES: usize = 64;
 /// Addresses per interface a device may report.

@@ -1,11 +1,13 @@
 //! The check-in: reports in, acks and (only if it changed) the bundle out.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Body;
 use axum::extract::{Extension, State};
+use axum::http::HeaderMap;
 
 use apiary_proto::device_api::{
-    CheckinRequest, CheckinResponse, Level, NetInterface, REFUSED_BUNDLE_POLICY, Report,
+    CheckinRequest, CheckinResponse, Level, MAX_CHECKIN_BODY_BYTES, NetInterface,
+    REFUSED_BUNDLE_POLICY, Report,
 };
 use apiary_proto::signed::Envelope;
 
@@ -19,14 +21,16 @@ const MAX_REPORTS: usize = 1000;
 const MAX_MESSAGE: usize = 8 * 1024;
 const MAX_OUTPUT: usize = 16 * 1024;
 
-/// `POST /v1/checkin` (mTLS).
+/// `POST /v1/checkin` (mTLS). The certificate is checked before a byte of the body is read.
 pub async fn checkin(
     State(state): State<Shared>,
     Extension(conn): Extension<ConnInfo>,
-    body: Result<Json<CheckinRequest>, JsonRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<CheckinResponse>, ApiError> {
     let device = super::authenticated_device(&state, &conn).await?;
-    let Json(mut request) = body.map_err(ApiError::from_json)?;
+    let mut request: CheckinRequest =
+        super::body::read_json(&headers, body, MAX_CHECKIN_BODY_BYTES).await?;
     if (!request.reports.is_empty() && request.queue_id.is_empty()) || request.queue_id.len() > 64 {
         return Err(ApiError::bad_request(
             "reports need a queue_id of 1 to 64 characters",

@@ -1,27 +1,37 @@
 //! Enrolment: a device proves possession of its new key and presents a bootstrap key.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Body;
 use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 
-use apiary_proto::device_api::{Credentials, EnrollRequest, EnrollState, EnrollStatus};
+use apiary_proto::device_api::{
+    Credentials, EnrollRequest, EnrollState, EnrollStatus, MAX_ENROLL_BODY_BYTES,
+};
 use apiary_proto::signed::{self, Envelope};
 use apiary_proto::{digest, hex};
 
 use crate::error::ApiError;
 use crate::state::{Shared, now};
-use crate::store::{Device, DeviceStatus, NewDevice};
+use crate::store::{Device, DeviceStatus, Enrolment, NewDevice};
 use crate::tls_server::ConnInfo;
 
 const MAX_FIELD: usize = 256;
+/// Devices one bootstrap key may have waiting for an operator: a leaked key cannot bury the
+/// pending list, and a factory batch still fits.
+pub const MAX_PENDING_PER_KEY: u64 = 1000;
+/// A request no operator decided on within this many seconds (a week) is dropped; the
+/// device asks again on its own.
+pub const PENDING_TTL_SECONDS: i64 = 7 * 24 * 3600;
 
 /// `POST /v1/bootstrap`.
 pub async fn bootstrap(
     State(state): State<Shared>,
     Extension(conn): Extension<ConnInfo>,
-    body: Result<Json<Envelope>, JsonRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<EnrollStatus>, ApiError> {
-    let Json(envelope) = body.map_err(ApiError::from_json)?;
+    let envelope: Envelope = super::body::read_json(&headers, body, MAX_ENROLL_BODY_BYTES).await?;
     let request: EnrollRequest = envelope
         .parse_payload()
         .map_err(|e| ApiError::bad_request(format!("enrolment request: {e}")))?;
@@ -58,7 +68,8 @@ pub async fn bootstrap(
     } else {
         request.device_name.clone()
     };
-    let device = state
+    let now = now();
+    let enrolment = state
         .store
         .enroll_device(NewDevice {
             id: device_id.clone(),
@@ -67,10 +78,26 @@ pub async fn bootstrap(
             group: key.group.clone(),
             facts: request.facts,
             remote_ip: conn.remote.ip().to_string(),
-            requested_at: now(),
+            requested_at: now,
             bootstrap_key_id: key.id,
+            max_pending_per_key: MAX_PENDING_PER_KEY,
+            pending_since: now - PENDING_TTL_SECONDS,
         })
         .await?;
+    let device = match enrolment {
+        Enrolment::Recorded(device) => *device,
+        Enrolment::KeyFull { pending } => {
+            tracing::warn!(device = %device_id, key = key.id, "enrolment refused: {pending} requests pending");
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "bootstrap key {} already has {pending} devices waiting for approval; \
+                     an operator must approve or reject some first",
+                    key.id
+                ),
+            ));
+        }
+    };
     tracing::info!(device = %device_id, auto_accept = key.auto_accept, "enrolment request");
     let device = if key.auto_accept && device.status == DeviceStatus::Pending {
         crate::service::devices::approve_pending(

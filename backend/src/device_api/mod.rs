@@ -5,6 +5,7 @@ use axum::routing::{get, post};
 
 use crate::state::Shared;
 
+mod body;
 mod checkin;
 mod enroll;
 mod files;

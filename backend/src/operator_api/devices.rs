@@ -1,25 +1,36 @@
-//! `/devices`: list, show, approve, reject.
+//! `/devices`: list, show, approve, reject, delete.
 
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::auth::Actor;
 use crate::error::ApiError;
 use crate::service::devices::{self, DeviceDetail};
 use crate::state::Shared;
+use crate::store::fleet_view::DeviceQuery;
 use crate::store::{Device, DeviceStatus};
 
 #[derive(Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
+    /// A page of at most this many devices (by name), with `X-Total-Count` the number
+    /// that match; the pending list is always paged.
+    limit: Option<u64>,
+    #[serde(default)]
+    offset: u64,
 }
 
-/// `GET /api/v1/devices[?status=pending]`.
+/// Devices a page holds at most; and the pending list's page when none is asked for.
+const MAX_PAGE: u64 = 1000;
+const PENDING_PAGE: u64 = 100;
+
+/// `GET /api/v1/devices[?status=pending][&limit=N&offset=M]`.
 pub async fn list(
     State(state): State<Shared>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<Device>>, ApiError> {
+) -> Result<Response, ApiError> {
     let status = q
         .status
         .as_deref()
@@ -31,7 +42,19 @@ pub async fn list(
             })
         })
         .transpose()?;
-    Ok(Json(devices::list(&state, status).await?))
+    let limit = match (q.limit, status) {
+        (Some(limit), _) => limit.clamp(1, MAX_PAGE),
+        (None, Some(DeviceStatus::Pending)) => PENDING_PAGE,
+        (None, _) => return Ok(Json(devices::list(&state, status).await?).into_response()),
+    };
+    let query = DeviceQuery {
+        status,
+        offset: q.offset,
+        limit,
+        ..DeviceQuery::default()
+    };
+    let (page, total) = state.store.device_page(query).await?;
+    Ok(([("x-total-count", total.to_string())], Json(page)).into_response())
 }
 
 /// `GET /api/v1/devices/{id}`.
@@ -58,4 +81,13 @@ pub async fn reject(
     Path(id): Path<String>,
 ) -> Result<Json<Device>, ApiError> {
     Ok(Json(devices::reject(&state, &actor.0, &id).await?))
+}
+
+/// `DELETE /api/v1/devices/{id}`: forget the device (see `service::devices::delete`).
+pub async fn delete(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<Device>, ApiError> {
+    Ok(Json(devices::delete(&state, &actor.0, &id).await?))
 }

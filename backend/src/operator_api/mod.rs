@@ -29,7 +29,7 @@ pub fn router(state: Shared) -> Router {
             axum::routing::delete(bootstrap_keys::revoke),
         )
         .route("/devices", get(devices::list))
-        .route("/devices/{id}", get(devices::show))
+        .route("/devices/{id}", get(devices::show).delete(devices::delete))
         .route("/devices/{id}/approve", post(devices::approve))
         .route("/devices/{id}/reject", post(devices::reject))
         .route("/devices/{id}/move", post(groups::move_device))

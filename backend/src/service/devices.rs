@@ -1,5 +1,7 @@
 //! Devices: the fleet, one device with its bundle and reports, and deciding on enrolments.
-//! Approving issues the device's certificate and compiles its first bundle.
+//! Approving issues the device's certificate and compiles its first bundle. A rejection
+//! holds whatever the device does, until an operator approves it or deletes it; deleting
+//! forgets the device, so it may enrol afresh.
 
 use serde::Serialize;
 
@@ -18,8 +20,6 @@ pub enum DeviceError {
     NotFound(String),
     #[error("device {0} is already approved")]
     AlreadyApproved(String),
-    #[error("device {0} was rejected; it becomes pending again when it runs bootstrap again")]
-    Rejected(String),
     #[error("stored public key of {0} is corrupt")]
     CorruptKey(String),
     #[error("cannot issue a certificate for {device}: {message}")]
@@ -34,7 +34,7 @@ impl Failure for DeviceError {
     fn kind(&self) -> Kind {
         match self {
             DeviceError::NotFound(_) => Kind::NotFound,
-            DeviceError::AlreadyApproved(_) | DeviceError::Rejected(_) => Kind::Conflict,
+            DeviceError::AlreadyApproved(_) => Kind::Conflict,
             DeviceError::CorruptKey(_)
             | DeviceError::Certificate { .. }
             | DeviceError::Bundle(_) => Kind::Internal,
@@ -74,17 +74,18 @@ pub async fn show(state: &AppState, id: &str) -> Result<DeviceDetail, DeviceErro
     })
 }
 
-/// Approves a pending device.
+/// Approves a pending device, or reverses a rejection (with a new certificate).
 pub async fn approve(state: &AppState, actor: &str, id: &str) -> Result<Device, DeviceError> {
     let device = find(state, id).await?;
     match device.status {
-        DeviceStatus::Pending => approve_pending(state, actor, &device).await,
+        DeviceStatus::Pending | DeviceStatus::Rejected => {
+            approve_pending(state, actor, &device).await
+        }
         DeviceStatus::Approved => Err(DeviceError::AlreadyApproved(id.to_string())),
-        DeviceStatus::Rejected => Err(DeviceError::Rejected(id.to_string())),
     }
 }
 
-/// Issues a pending device's certificate and its first bundle. Also how a bootstrap key
+/// Issues a pending (or rejected) device's certificate and its first bundle. Also how a bootstrap key
 /// that auto-accepts approves, with the key as the actor.
 pub async fn approve_pending(
     state: &AppState,
@@ -115,13 +116,26 @@ pub async fn approve_pending(
     Ok(device)
 }
 
-/// Rejects a device: it cannot check in, and enrolling again makes it pending.
+/// Rejects a device: its certificate stops working at once, and it stays rejected when it
+/// enrols again, even with an auto-accepting key.
 pub async fn reject(state: &AppState, actor: &str, id: &str) -> Result<Device, DeviceError> {
     let device = find(state, id).await?;
     state.store.reject_device(&device.id).await?;
     let detail = format!("name={}", device.name);
     audit::record(state, actor, "device.reject", &device.id, detail).await;
     find(state, id).await
+}
+
+/// Deletes a device with its bundles and reports (decommissioning). Its certificate stops
+/// working; if it enrols again it is a new request, which an auto-accepting key approves.
+pub async fn delete(state: &AppState, actor: &str, id: &str) -> Result<Device, DeviceError> {
+    let device = find(state, id).await?;
+    if !state.store.delete_device(&device.id).await? {
+        return Err(DeviceError::NotFound(id.to_string()));
+    }
+    let detail = format!("name={} status={}", device.name, device.status.as_str());
+    audit::record(state, actor, "device.delete", &device.id, detail).await;
+    Ok(device)
 }
 
 async fn find(state: &AppState, id: &str) -> Result<Device, DeviceError> {

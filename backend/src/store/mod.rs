@@ -107,6 +107,19 @@ pub struct NewDevice {
     pub remote_ip: String,
     pub requested_at: Timestamp,
     pub bootstrap_key_id: i64,
+    /// Pending requests one bootstrap key may hold; a new device past it is refused.
+    pub max_pending_per_key: u64,
+    /// Pending requests made before this have expired and are dropped.
+    pub pending_since: Timestamp,
+}
+
+/// What an enrolment request came to.
+#[derive(Clone, Debug)]
+pub enum Enrolment {
+    /// The device as recorded: new and pending, or as it already was.
+    Recorded(Box<Device>),
+    /// A new device, refused: its bootstrap key already holds this many pending requests.
+    KeyFull { pending: u64 },
 }
 
 /// Everything known about a device.
@@ -346,9 +359,11 @@ pub trait Store: operators::OperatorStore + fleet_view::FleetView + Send + Sync 
     async fn revoke_bootstrap_key(&self, id: i64, now: Timestamp) -> Result<bool, StoreError>;
 
     // Devices.
-    /// Records an enrolment. Enrolment is idempotent: a pending or approved device is returned
-    /// as it is; a rejected one becomes pending again with the new request's details.
-    async fn enroll_device(&self, device: NewDevice) -> Result<Device, StoreError>;
+    /// Records an enrolment, first dropping pending requests older than `pending_since`.
+    /// Idempotent: an approved or rejected device stays as it is (a rejection holds until an
+    /// operator approves or deletes the device), a pending one has its request refreshed. A
+    /// new device is refused when its key holds `max_pending_per_key` pending requests.
+    async fn enroll_device(&self, device: NewDevice) -> Result<Enrolment, StoreError>;
     async fn device(&self, id: &str) -> Result<Option<Device>, StoreError>;
     async fn list_devices(&self, status: Option<DeviceStatus>) -> Result<Vec<Device>, StoreError>;
     async fn approve_device(
@@ -359,6 +374,9 @@ pub trait Store: operators::OperatorStore + fleet_view::FleetView + Send + Sync 
         now: Timestamp,
     ) -> Result<(), StoreError>;
     async fn reject_device(&self, id: &str) -> Result<(), StoreError>;
+    /// Forgets a device with its bundles, reports and rollout rows (the audit log keeps
+    /// its entries); false if there was none.
+    async fn delete_device(&self, id: &str) -> Result<bool, StoreError>;
     /// Records a check-in, which bundle the device has applied, and so its rollout state.
     async fn record_checkin(
         &self,

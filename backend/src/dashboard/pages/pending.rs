@@ -11,11 +11,16 @@ use crate::dashboard::{PageError, after_form, check_form, layout, when};
 use crate::service::devices;
 use crate::state::Shared;
 use crate::store::DeviceStatus;
+use crate::store::fleet_view::DeviceQuery;
+
+/// Pending devices per page (a leaked bootstrap key can queue many; see `enroll`).
+const PAGE_SIZE: u64 = 100;
 
 #[derive(Deserialize, Default)]
 pub struct Flash {
     msg: Option<String>,
     err: Option<String>,
+    page: Option<u64>,
 }
 
 pub async fn page(
@@ -23,10 +28,18 @@ pub async fn page(
     user: SignedIn,
     Query(flash): Query<Flash>,
 ) -> Result<Markup, PageError> {
-    let pending = state
+    let page = flash.page.unwrap_or(0);
+    let (pending, total) = state
         .store
-        .list_devices(Some(DeviceStatus::Pending))
+        .device_page(DeviceQuery {
+            status: Some(DeviceStatus::Pending),
+            offset: page * PAGE_SIZE,
+            limit: PAGE_SIZE,
+            ..DeviceQuery::default()
+        })
         .await?;
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let link = |p: u64| format!("/pending?page={p}");
     Ok(layout::page(
         &user,
         "Pending devices",
@@ -60,6 +73,13 @@ pub async fn page(
                         }
                     }
                     @if pending.is_empty() { tr { td colspan="6" .muted { "No device is waiting." } } }
+                }
+            }
+            @if pages > 1 {
+                div.pager {
+                    @if page > 0 { a href=(link(page - 1)) { "\u{2190} Previous" } }
+                    span { "Page " (page + 1) " of " (pages) " (" (total) " waiting)" }
+                    @if page + 1 < pages { a href=(link(page + 1)) { "Next \u{2192}" } }
                 }
             }
         },

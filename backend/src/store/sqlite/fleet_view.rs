@@ -259,6 +259,8 @@ mod tests {
                 remote_ip: "127.0.0.1".into(),
                 requested_at: 1,
                 bootstrap_key_id: key,
+                max_pending_per_key: 100,
+                pending_since: 0,
             })
             .await
             .unwrap();

@@ -456,20 +456,45 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn enroll_device(&self, d: NewDevice) -> Result<Device, StoreError> {
+    async fn enroll_device(&self, d: NewDevice) -> Result<Enrolment, StoreError> {
         self.with(move |c| {
-            // A rejected device that enrols again asks anew: pending, with the new details.
-            c.execute(
-                "INSERT INTO devices (id, name, public_key, status, group_path, facts, remote_ip, requested_at, bootstrap_key_id)
-                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (id) DO UPDATE SET status = 'pending', name = excluded.name, group_path = excluded.group_path,
-                     facts = excluded.facts, remote_ip = excluded.remote_ip, requested_at = excluded.requested_at,
-                     bootstrap_key_id = excluded.bootstrap_key_id
-                 WHERE devices.status = 'rejected'",
-                params![d.id, d.name, d.public_key, d.group, json(&d.facts), d.remote_ip, d.requested_at, d.bootstrap_key_id],
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM devices WHERE status = 'pending' AND requested_at < ?1",
+                [d.pending_since],
             )?;
-            let row = c.query_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"), [&d.id], device_row)?;
-            finish_device(row)
+            let status: Option<String> = tx
+                .query_row("SELECT status FROM devices WHERE id = ?1", [&d.id], |r| r.get(0))
+                .optional()?;
+            match status.as_deref() {
+                None => {
+                    let pending: i64 = tx.query_row(
+                        "SELECT count(*) FROM devices WHERE status = 'pending' AND bootstrap_key_id = ?1",
+                        [d.bootstrap_key_id],
+                        |r| r.get(0),
+                    )?;
+                    let pending = pending as u64;
+                    if pending >= d.max_pending_per_key {
+                        return Ok(Enrolment::KeyFull { pending });
+                    }
+                    tx.execute(
+                        "INSERT INTO devices (id, name, public_key, status, group_path, facts, remote_ip, requested_at, bootstrap_key_id)
+                         VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8)",
+                        params![d.id, d.name, d.public_key, d.group, json(&d.facts), d.remote_ip, d.requested_at, d.bootstrap_key_id],
+                    )?;
+                }
+                // Asking again keeps a pending request alive and its facts current.
+                Some("pending") => {
+                    tx.execute(
+                        "UPDATE devices SET facts = ?2, remote_ip = ?3, requested_at = ?4 WHERE id = ?1",
+                        params![d.id, json(&d.facts), d.remote_ip, d.requested_at],
+                    )?;
+                }
+                Some(_) => {}
+            }
+            let row = tx.query_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"), [&d.id], device_row)?;
+            tx.commit()?;
+            finish_device(row).map(|d| Enrolment::Recorded(Box::new(d)))
         })
         .await
     }
@@ -532,6 +557,20 @@ impl Store for SqliteStore {
                 [id],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn delete_device(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            for table in ["bundle_files", "bundles", "reports", "rollouts"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE device_id = ?1"), [&id])?;
+            }
+            let deleted = tx.execute("DELETE FROM devices WHERE id = ?1", [&id])? > 0;
+            tx.commit()?;
+            Ok(deleted)
         })
         .await
     }
@@ -1111,6 +1150,8 @@ mod tests {
             remote_ip: "127.0.0.1".into(),
             requested_at: 1,
             bootstrap_key_id: key,
+            max_pending_per_key: 100,
+            pending_since: 0,
         })
         .await
         .unwrap();
@@ -1166,10 +1207,90 @@ mod tests {
         s.reject_device("d").await.unwrap();
         device(&s).await;
         let status = s.device("d").await.unwrap().unwrap().status;
-        assert_eq!(status, DeviceStatus::Pending, "a rejected device asks anew");
+        assert_eq!(
+            status,
+            DeviceStatus::Rejected,
+            "a rejection holds when the device enrols again"
+        );
         s.ensure_group("/a/b").await.unwrap();
         assert!(s.group_exists("/a").await.unwrap());
         assert!(!s.group_exists("/b").await.unwrap());
+    }
+
+    fn request(id: &str, key: i64, at: Timestamp) -> NewDevice {
+        NewDevice {
+            id: id.into(),
+            name: id.into(),
+            public_key: "00".into(),
+            group: None,
+            facts: HostFacts::default(),
+            remote_ip: "127.0.0.1".into(),
+            requested_at: at,
+            bootstrap_key_id: key,
+            max_pending_per_key: 2,
+            pending_since: at - 100,
+        }
+    }
+
+    fn recorded(e: Enrolment) -> Device {
+        match e {
+            Enrolment::Recorded(d) => *d,
+            Enrolment::KeyFull { pending } => panic!("refused with {pending} pending"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_holds_a_bounded_number_of_pending_requests_which_expire() {
+        let (_d, s) = store();
+        let k1 = s
+            .insert_bootstrap_key("h1", None, false, "t", 1)
+            .await
+            .unwrap()
+            .id;
+        let k2 = s
+            .insert_bootstrap_key("h2", None, false, "t", 1)
+            .await
+            .unwrap()
+            .id;
+        recorded(s.enroll_device(request("a", k1, 1000)).await.unwrap());
+        recorded(s.enroll_device(request("b", k1, 1010)).await.unwrap());
+        assert!(matches!(
+            s.enroll_device(request("c", k1, 1020)).await.unwrap(),
+            Enrolment::KeyFull { pending: 2 }
+        ));
+        assert!(s.device("c").await.unwrap().is_none());
+        // Another key has its own room; a device already pending may ask again.
+        recorded(s.enroll_device(request("c", k2, 1020)).await.unwrap());
+        let again = recorded(s.enroll_device(request("a", k1, 1050)).await.unwrap());
+        assert_eq!(
+            again.requested_at, 1050,
+            "asking again refreshes the request"
+        );
+        // 100 s later b's request (1010) has expired, a's (1050) has not.
+        recorded(s.enroll_device(request("d", k1, 1120)).await.unwrap());
+        assert!(s.device("b").await.unwrap().is_none(), "expired");
+        assert!(s.device("a").await.unwrap().is_some());
+        // Approved devices do not count against the key.
+        s.approve_device("a", "pem", "fp", 1121).await.unwrap();
+        recorded(s.enroll_device(request("e", k1, 1122)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_deleted_device_leaves_nothing_behind_and_may_enrol_afresh() {
+        let (_d, s) = store();
+        device(&s).await;
+        s.approve_device("d", "pem", "fp", 2).await.unwrap();
+        s.insert_reports("d", "q", vec![report(1)], 5)
+            .await
+            .unwrap();
+        s.reject_device("d").await.unwrap();
+        assert!(s.delete_device("d").await.unwrap());
+        assert!(!s.delete_device("d").await.unwrap(), "already gone");
+        assert!(s.device("d").await.unwrap().is_none());
+        assert!(s.recent_reports("d", 10).await.unwrap().is_empty());
+        device(&s).await;
+        let status = s.device("d").await.unwrap().unwrap().status;
+        assert_eq!(status, DeviceStatus::Pending, "a deleted device asks anew");
     }
 
     #[tokio::test]

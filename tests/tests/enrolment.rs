@@ -1,0 +1,144 @@
+//! Enrolment decisions that must hold: a rejection survives the device enrolling again (even
+//! with an auto-accepting key and its identity wiped), until an operator approves or deletes
+//! the device; deleting forgets it.
+
+use std::process::Output;
+
+use apiary_tests::{Agent, Backend};
+
+fn bootstrap(backend: &Backend, agent: &Agent, key: &str) -> Output {
+    agent
+        .command()
+        .args(["bootstrap", "-k", key, "--server", &backend.device_url])
+        .arg("--ca-cert")
+        .arg(backend.data_dir().join("ca.crt"))
+        .output()
+        .expect("the agent runs")
+}
+
+fn status(backend: &Backend, id: &str) -> String {
+    backend.device(id)["status"]
+        .as_str()
+        .expect("a status")
+        .to_string()
+}
+
+#[test]
+fn a_rejection_holds_until_an_operator_approves_or_deletes_the_device() {
+    let backend = Backend::start();
+    let key = backend
+        .cli_ok(&[
+            "bootstrap-keys",
+            "create",
+            "--group",
+            "/auto",
+            "--auto-accept",
+        ])
+        .trim()
+        .to_string();
+    let agent = Agent::new("turncoat");
+    assert!(bootstrap(&backend, &agent, &key).status.success());
+    let id = backend.cli_json(&["devices", "list"])[0]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    assert_eq!(agent.run_once().0, 0);
+
+    backend.cli_ok(&["devices", "reject", &id]);
+    let (code, log) = agent.run_once();
+    assert!(
+        log.contains("is rejected"),
+        "the old certificate is dead ({code}): {log}"
+    );
+
+    // Wiping its identity and enrolling again with the same device key changes nothing.
+    std::fs::remove_file(agent.config_dir().join("agent.json")).expect("agent.json exists");
+    let again = bootstrap(&backend, &agent, &key);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success(), "{err}");
+    assert!(err.contains("rejected"), "{err}");
+    assert_eq!(status(&backend, &id), "rejected");
+    assert!(!agent.config_dir().join("agent.json").exists());
+
+    // The operator reverses the rejection: a new certificate, and the device is back.
+    backend.cli_ok(&["devices", "approve", &id]);
+    assert!(bootstrap(&backend, &agent, &key).status.success());
+    assert_eq!(agent.run_once().0, 0);
+
+    // Deleting forgets it: check-ins fail, enrolling again is a new request.
+    let out = backend.cli(&["devices", "delete", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("deleted"));
+    let (_, log) = agent.run_once();
+    assert!(log.contains("is not enrolled"), "{log}");
+    let listed = backend.cli_json(&["devices", "list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+    let audit = backend.cli_ok(&["audit"]);
+    assert!(audit.contains("device.delete"), "{audit}");
+    std::fs::remove_file(agent.config_dir().join("agent.json")).expect("agent.json exists");
+    assert!(bootstrap(&backend, &agent, &key).status.success());
+    assert_eq!(
+        status(&backend, &id),
+        "approved",
+        "the auto-accepting key approves it afresh"
+    );
+    assert_eq!(agent.run_once().0, 0);
+}
+
+#[test]
+fn the_pending_list_is_paged() {
+    let backend = Backend::start();
+    let key = backend
+        .cli_ok(&["bootstrap-keys", "create", "--group", "/wait"])
+        .trim()
+        .to_string();
+    let mut waiting = Vec::new();
+    for n in 0..3 {
+        let agent = Agent::new(&format!("waiting-{n}"));
+        let child = agent
+            .command()
+            .args(["bootstrap", "-k", &key, "--server", &backend.device_url])
+            .args(["--device-name", &format!("waiting-{n}")])
+            .arg("--ca-cert")
+            .arg(backend.data_dir().join("ca.crt"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the agent runs");
+        waiting.push((agent, child));
+    }
+    let all = apiary_tests::wait_for(|| {
+        let list = backend.cli_json(&["devices", "list", "--pending"]);
+        (list.as_array()?.len() == 3).then_some(list)
+    });
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .expect("a list")
+            .iter()
+            .map(|d| d["name"].as_str().expect("a name").to_string())
+            .collect()
+    };
+    assert_eq!(names(&all), ["waiting-0", "waiting-1", "waiting-2"]);
+    let first = backend.cli(&["devices", "list", "--pending", "--limit", "2", "--json"]);
+    let page: serde_json::Value = serde_json::from_slice(&first.stdout).expect("JSON");
+    assert_eq!(names(&page), ["waiting-0", "waiting-1"]);
+    let hint = String::from_utf8_lossy(&first.stderr);
+    assert!(hint.contains("--offset 2 for more"), "{hint}");
+    let rest = backend.cli_json(&[
+        "devices",
+        "list",
+        "--pending",
+        "--limit",
+        "2",
+        "--offset",
+        "2",
+    ]);
+    assert_eq!(names(&rest), ["waiting-2"]);
+    for (_, mut child) in waiting {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
