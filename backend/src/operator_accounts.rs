@@ -54,20 +54,71 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .is_ok()
 }
 
-/// [`verify_password`] off the async threads: Argon2 takes tens of milliseconds and 19 MiB.
-pub async fn password_matches(password: &str, hash: &str) -> bool {
-    let (password, hash) = (password.to_string(), hash.to_string());
-    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false)
+/// Why a password could not be checked now.
+#[derive(Debug, thiserror::Error)]
+#[error("too many logins at once; try again in a moment")]
+pub struct Busy;
+
+/// Argon2 runs at once: each takes a core for tens of milliseconds and 19 MiB, so logins
+/// in parallel could otherwise exhaust the host.
+const ARGON2_RUNNING: usize = 2;
+/// Checks that may wait for a run; more are refused at once with [`Busy`].
+const ARGON2_WAITING: usize = 32;
+
+/// A global limit on Argon2 runs, with a bounded queue in front of it.
+pub struct Argon2Gate {
+    admitted: tokio::sync::Semaphore,
+    running: tokio::sync::Semaphore,
 }
 
-/// [`hash_password`] off the async threads.
+static ARGON2: Argon2Gate = Argon2Gate::new(ARGON2_RUNNING, ARGON2_WAITING);
+
+impl Argon2Gate {
+    pub const fn new(running: usize, waiting: usize) -> Self {
+        Self {
+            admitted: tokio::sync::Semaphore::const_new(running + waiting),
+            running: tokio::sync::Semaphore::const_new(running),
+        }
+    }
+
+    /// Runs `work` on a blocking thread once a run slot is free; [`Busy`] if the queue is
+    /// full (`wait_for_room` false) . The slot goes with the work, so a client that hangs up
+    /// does not free it early.
+    pub async fn run<T: Send + 'static>(
+        &'static self,
+        wait_for_room: bool,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let admitted = match wait_for_room {
+            true => self.admitted.acquire().await.map_err(|_| Busy)?,
+            false => self.admitted.try_acquire().map_err(|_| Busy)?,
+        };
+        let running = self.running.acquire().await.map_err(|_| Busy)?;
+        tokio::task::spawn_blocking(move || {
+            let result = work();
+            drop((running, admitted));
+            result
+        })
+        .await
+        .map_err(|_| Busy)
+    }
+}
+
+/// [`verify_password`] off the async threads, under the global Argon2 limit.
+pub async fn password_matches(password: &str, hash: &str) -> Result<bool, Busy> {
+    let (password, hash) = (password.to_string(), hash.to_string());
+    ARGON2
+        .run(false, move || verify_password(&password, &hash))
+        .await
+}
+
+/// [`hash_password`] off the async threads, waiting its turn (operators' own actions).
 async fn hash_in_background(password: &str) -> String {
     let password = password.to_string();
-    tokio::task::spawn_blocking(move || hash_password(&password))
+    ARGON2
+        .run(true, move || hash_password(&password))
         .await
-        .expect("hashing a password does not panic")
+        .expect("hashing a password does not panic and the gate is never closed")
 }
 
 /// A hash no password matches, verified against for unknown names so that a login takes
@@ -133,6 +184,45 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn argon2_runs_at_most_its_limit_at_once_and_refuses_past_its_queue() {
+        static GATE: Argon2Gate = Argon2Gate::new(2, 3);
+        static NOW: AtomicUsize = AtomicUsize::new(0);
+        static MOST: AtomicUsize = AtomicUsize::new(0);
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let hold = std::sync::Arc::new(std::sync::Mutex::new(hold));
+        let mut tasks = Vec::new();
+        for _ in 0..12 {
+            let hold = hold.clone();
+            tasks.push(tokio::spawn(GATE.run(false, move || {
+                let n = NOW.fetch_add(1, Ordering::SeqCst) + 1;
+                MOST.fetch_max(n, Ordering::SeqCst);
+                let _ = hold.lock().expect("lock").recv();
+                NOW.fetch_sub(1, Ordering::SeqCst);
+            })));
+        }
+        // Every task reaches the gate: those past the queue return at once, the others
+        // wait on the held runs (a gate without a queue limit hangs here).
+        while tasks.iter().filter(|t| t.is_finished()).count() < 7 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        for _ in 0..5 {
+            release.send(()).expect("a run is waiting");
+        }
+        let mut busy = 0;
+        for t in tasks {
+            if t.await.expect("task").is_err() {
+                busy += 1;
+            }
+        }
+        assert_eq!(
+            busy, 7,
+            "2 running and 3 waiting admitted, the rest refused"
+        );
+        assert_eq!(MOST.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn hashes_verify_and_differ() {

@@ -195,7 +195,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 tls_server::serve(operator_listener, cfg, operator_app, ConnLimits::default()).await
             }
             None => {
-                if let Err(e) = axum::serve(operator_listener, operator_app).await {
+                let app = operator_app.into_make_service_with_connect_info::<SocketAddr>();
+                if let Err(e) = axum::serve(operator_listener, app).await {
                     tracing::error!("operator API stopped: {e}");
                 }
             }

@@ -243,3 +243,44 @@ fn operators_are_managed_in_the_dashboard() {
         assert!(audit.contains(action), "{action} in {audit}");
     }
 }
+
+#[test]
+fn one_address_guessing_many_names_is_locked_and_huge_names_are_refused() {
+    let backend = Backend::start();
+    let mut guesser = Client::new(&backend.operator_url);
+    let mut attempt = |name: &str, password: &str| {
+        let (_, page) = guesser.get("/login");
+        let (status, location, _) = guesser.post(
+            "/login",
+            &[
+                ("csrf", &csrf(&page)),
+                ("username", name),
+                ("password", password),
+            ],
+        );
+        (status, location)
+    };
+    // A name longer than any operator's is refused as a failure, not looked up.
+    let huge = "x".repeat(10_000);
+    assert_eq!(attempt(&huge, "whatever"), (303, "/login?failed=1".into()));
+    // 20 failures from one address, one per name, lock the address for every name:
+    // even the right password of an operator nobody guessed.
+    for n in 1..20 {
+        let (_, location) = attempt(&format!("guess{n}"), "wrong guess");
+        assert_eq!(location, "/login?failed=1", "attempt {n}");
+    }
+    let (_, location) = attempt("admin", &backend.dashboard_password);
+    assert!(location.starts_with("/login?locked="), "{location}");
+    // A form body past the login's limit is refused before it is parsed.
+    let (_, page) = guesser.get("/login");
+    let padding = "p".repeat(20_000);
+    let (status, _, _) = guesser.post(
+        "/login",
+        &[
+            ("csrf", &csrf(&page)),
+            ("username", "admin"),
+            ("password", &padding),
+        ],
+    );
+    assert_eq!(status, 413);
+}

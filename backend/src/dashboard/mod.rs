@@ -2,6 +2,7 @@
 //! listener, behind a login. Every change is an operation of `service`, as in the REST API,
 //! so validation, masking and the audit log are the same whichever way an operator works.
 
+pub mod client_addr;
 mod layout;
 pub mod login_throttle;
 mod pages;
@@ -20,7 +21,13 @@ use session::SignedIn;
 /// The dashboard's routes; `secure_cookies` when served over HTTPS.
 pub fn router(state: Shared, secure_cookies: bool) -> Router {
     Router::new()
-        .route("/login", get(pages::login::form).post(pages::login::submit))
+        .route(
+            "/login",
+            // A login form is a few hundred bytes; nobody unauthenticated sends more.
+            get(pages::login::form)
+                .post(pages::login::submit)
+                .layer(axum::extract::DefaultBodyLimit::max(LOGIN_BODY_LIMIT)),
+        )
         .route("/logout", post(pages::login::logout))
         .route("/", get(pages::overview::page))
         .route("/devices", get(pages::devices::page))
@@ -87,6 +94,9 @@ async fn security_headers(mut response: Response) -> Response {
     );
     response
 }
+
+/// Largest login form body read.
+const LOGIN_BODY_LIMIT: usize = 16 * 1024;
 
 /// Whether cookies get the `Secure` attribute.
 #[derive(Clone, Copy)]

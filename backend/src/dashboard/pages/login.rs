@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
+use crate::dashboard::client_addr::ClientAddr;
 use crate::dashboard::login_throttle::{self, LoginThrottle};
 use crate::dashboard::session::{self, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SignedIn};
 use crate::dashboard::{CookiePolicy, PageError, layout};
@@ -69,11 +70,13 @@ pub struct LoginForm {
     password: String,
 }
 
-/// `POST /login`.
+/// `POST /login`. A name or address with too many failures is locked; a name longer than
+/// any operator's is refused before it is counted or logged.
 pub async fn submit(
     State(state): State<Shared>,
     Extension(cookies): Extension<CookiePolicy>,
     Extension(throttle): Extension<Arc<LoginThrottle>>,
+    ClientAddr(address): ClientAddr,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
@@ -84,14 +87,21 @@ pub async fn submit(
             "the login form's security token is missing or stale; reload the page and try again",
         ));
     }
-    if let Some(wait) = throttle.locked_for(&form.username) {
+    if let Some(wait) = throttle.locked_for(&form.username, address) {
         tracing::warn!(
-            "dashboard login for {:?} refused: locked after {} failed logins",
-            form.username,
-            login_throttle::MAX_FAILURES
+            "dashboard login for {:?} from {address} refused: locked after too many failed logins",
+            login_throttle::loggable(&form.username),
         );
         let minutes = wait.as_secs().div_ceil(60).max(1);
         return Ok(Redirect::to(&format!("/login?locked={minutes}")).into_response());
+    }
+    if form.username.len() > login_throttle::MAX_NAME_BYTES {
+        throttle.failed_from(address);
+        tracing::warn!(
+            "dashboard login from {address} refused: a user name of {} bytes",
+            form.username.len()
+        );
+        return Ok(Redirect::to("/login?failed=1").into_response());
     }
     let operator = state.store.operator(&form.username).await?;
     // Unknown names cost one hash too, so timing does not tell which names exist.
@@ -100,10 +110,15 @@ pub async fn submit(
         .map_or(operator_accounts::decoy_hash(), |o| {
             o.password_hash.as_str()
         });
-    let matches = operator_accounts::password_matches(&form.password, hash).await;
+    let matches = operator_accounts::password_matches(&form.password, hash)
+        .await
+        .map_err(|busy| PageError::new(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()))?;
     let Some(operator) = operator.filter(|_| matches) else {
-        throttle.failed(&form.username);
-        tracing::warn!("dashboard login failed for {:?}", form.username);
+        throttle.failed(&form.username, address);
+        tracing::warn!(
+            "dashboard login failed for {:?} from {address}",
+            form.username
+        );
         return Ok(Redirect::to("/login?failed=1").into_response());
     };
     throttle.succeeded(&form.username);

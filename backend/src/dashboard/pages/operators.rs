@@ -14,6 +14,7 @@ use axum::response::Redirect;
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use crate::dashboard::client_addr::ClientAddr;
 use crate::dashboard::login_throttle::LoginThrottle;
 use crate::dashboard::session::SignedIn;
 use crate::dashboard::{PageError, after_form, check_csrf, check_form, layout, when};
@@ -246,11 +247,12 @@ pub struct OwnPasswordForm {
 pub async fn own_password(
     State(state): State<Shared>,
     Extension(throttle): Extension<Arc<LoginThrottle>>,
+    ClientAddr(address): ClientAddr,
     user: SignedIn,
     Form(f): Form<OwnPasswordForm>,
 ) -> Result<Redirect, PageError> {
     check_csrf(&user, &f.csrf)?;
-    if throttle.locked_for(&user.username).is_some() {
+    if throttle.locked_for(&user.username, address).is_some() {
         return Ok(back(Err(refused(
             "too many wrong passwords; try again in a few minutes",
         ))));
@@ -260,8 +262,11 @@ pub async fn own_password(
         .operator(&user.username)
         .await?
         .ok_or_else(|| refused(format!("no operator {}", user.username)))?;
-    if !operator_accounts::password_matches(&f.current, &operator.password_hash).await {
-        throttle.failed(&user.username);
+    let matches = operator_accounts::password_matches(&f.current, &operator.password_hash)
+        .await
+        .map_err(|busy| refused(busy.to_string()))?;
+    if !matches {
+        throttle.failed(&user.username, address);
         return Ok(back(Err(refused("the current password is wrong"))));
     }
     match operator_accounts::set_password(state.store.as_ref(), &user.username, &f.password).await {
