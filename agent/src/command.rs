@@ -1,13 +1,17 @@
 //! Running operator commands (pre-conditions, commands on change) with captured output.
 //!
 //! Commands come from a verified bundle, so they are trusted operator input and run through
-//! `/bin/sh -c`; values never get spliced into them here.
+//! `/bin/sh -c`; `$(key)` values reach them as environment variables (see `expand::shell`),
+//! and secrets are redacted from the output before it is cut to size.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::expand::shell::ShellCommand;
+use crate::expand::{Secrets, Vars};
 
 /// Bytes of output kept per command (the tail, where errors usually are).
 pub const OUTPUT_LIMIT: usize = 4096;
@@ -38,11 +42,28 @@ impl CommandResult {
     }
 }
 
-/// Runs `script` with `/bin/sh -c`, stdin closed, output captured, killed after `timeout`.
-pub fn run_shell(script: &str, timeout: Duration) -> io::Result<CommandResult> {
+/// Runs `command` with `/bin/sh -c` and its variables, stdin closed, output captured with
+/// `secrets` redacted, killed after `timeout`.
+pub fn run_shell(
+    command: &ShellCommand,
+    secrets: &Secrets,
+    timeout: Duration,
+) -> io::Result<CommandResult> {
     let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c").arg(script);
-    run(cmd, None, timeout)
+    cmd.arg("-c").arg(&command.script);
+    cmd.envs(command.env.iter().map(|(k, v)| (k, v)));
+    run(cmd, None, secrets, timeout)
+}
+
+/// Runs an operator's command from the bundle, its `$(key)`s filled from `vars`; an error
+/// says why it could not start (a value it cannot hold, no shell).
+pub fn run_with_values(
+    text: &str,
+    vars: &Vars,
+    timeout: Duration,
+) -> Result<CommandResult, String> {
+    let command = vars.shell(text).map_err(|e| e.to_string())?;
+    run_shell(&command, vars.secrets(), timeout).map_err(|e| format!("cannot start /bin/sh: {e}"))
 }
 
 /// Runs `program` with `args` directly (no shell, so no value is ever re-parsed), feeding
@@ -55,7 +76,7 @@ pub fn run_program(
 ) -> io::Result<CommandResult> {
     let mut cmd = Command::new(program);
     cmd.args(args);
-    run(cmd, input, timeout)
+    run(cmd, input, &Secrets::default(), timeout)
 }
 
 /// Like [`run_program`], for system tools whose success is all that matters: an error
@@ -82,7 +103,12 @@ pub fn run_program_ok(
     }
 }
 
-fn run(mut cmd: Command, input: Option<&[u8]>, timeout: Duration) -> io::Result<CommandResult> {
+fn run(
+    mut cmd: Command,
+    input: Option<&[u8]>,
+    secrets: &Secrets,
+    timeout: Duration,
+) -> io::Result<CommandResult> {
     let (mut reader, writer) = io::pipe()?;
     let mut child = cmd
         .stdin(if input.is_some() {
@@ -99,21 +125,26 @@ fn run(mut cmd: Command, input: Option<&[u8]>, timeout: Duration) -> io::Result<
         // A command that exits without reading gives EPIPE, which its status then explains.
         let _ = stdin.write_all(bytes);
     }
+    // Kept beyond the limit: room to recognise a secret the final cut goes through.
+    let keep = OUTPUT_LIMIT + secrets.longest();
     let collector = thread::spawn(move || {
         let mut tail = Vec::new();
+        let mut total = 0usize;
         let mut buf = [0u8; 4096];
         loop {
             match reader.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    total += n;
                     tail.extend_from_slice(&buf[..n]);
-                    if tail.len() > 2 * OUTPUT_LIMIT {
-                        tail.drain(..tail.len() - OUTPUT_LIMIT);
+                    if tail.len() > 2 * keep {
+                        tail.drain(..tail.len() - keep);
                     }
                 }
             }
         }
-        tail
+        let start = tail.len().saturating_sub(keep);
+        (tail.split_off(start), total > keep)
     });
 
     let deadline = Instant::now() + timeout;
@@ -130,16 +161,15 @@ fn run(mut cmd: Command, input: Option<&[u8]>, timeout: Duration) -> io::Result<
         thread::sleep(Duration::from_millis(20));
     };
     // A grandchild that keeps the pipe open must not block the agent: only wait briefly.
-    let tail = join_with_grace(collector);
-    let start = tail.len().saturating_sub(OUTPUT_LIMIT);
+    let (tail, cut) = join_with_grace(collector);
     Ok(CommandResult {
         code: status.code(),
         timed_out,
-        output: String::from_utf8_lossy(&tail[start..]).into_owned(),
+        output: secrets.redact_tail(&tail, cut, OUTPUT_LIMIT),
     })
 }
 
-fn join_with_grace(handle: thread::JoinHandle<Vec<u8>>) -> Vec<u8> {
+fn join_with_grace(handle: thread::JoinHandle<(Vec<u8>, bool)>) -> (Vec<u8>, bool) {
     let deadline = Instant::now() + Duration::from_secs(2);
     while !handle.is_finished() && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
@@ -147,7 +177,8 @@ fn join_with_grace(handle: thread::JoinHandle<Vec<u8>>) -> Vec<u8> {
     if handle.is_finished() {
         handle.join().unwrap_or_default()
     } else {
-        b"(output still open in a background process; not collected)".to_vec()
+        let note = b"(output still open in a background process; not collected)";
+        (note.to_vec(), false)
     }
 }
 
@@ -156,6 +187,42 @@ mod tests {
     use super::*;
 
     const T: Duration = Duration::from_secs(30);
+
+    fn run_shell(script: &str, timeout: Duration) -> io::Result<CommandResult> {
+        let command = ShellCommand {
+            script: script.to_string(),
+            env: Vec::new(),
+        };
+        super::run_shell(&command, &Secrets::default(), timeout)
+    }
+
+    #[test]
+    fn secrets_are_redacted_before_the_output_is_cut() {
+        use crate::expand::Vars;
+        use apiary_proto::policy::parameters::Parameters;
+        let secret = "S".repeat(100);
+        let params = Parameters {
+            secrets: [("k".to_string(), secret.clone())].into(),
+            ..Parameters::default()
+        };
+        let vars = Vars::new(&Default::default(), "dev", Some(&params));
+        // The secret straddles the point where the last 4096 bytes begin, then comes whole.
+        let command = vars
+            .shell(
+                "printf '%s' \"$(k)\"; head -c 3945 /dev/zero | tr '\\0' x; printf ' %s' \"$(k)\"",
+            )
+            .expect("rewrites");
+        assert!(!command.script.contains(&secret));
+        let r = super::run_shell(&command, vars.secrets(), T).expect("runs");
+        assert!(r.success(), "{r:?}");
+        assert!(
+            !r.output.contains('S'),
+            "no part of the secret: {}",
+            r.output
+        );
+        assert!(r.output.ends_with(" ********"), "{}", r.output);
+        assert!(r.output.len() <= OUTPUT_LIMIT);
+    }
 
     #[test]
     fn captures_both_streams_and_status() {

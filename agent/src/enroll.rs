@@ -1,6 +1,6 @@
 //! `apiary-agent bootstrap`: create the device key, enrol, wait for approval, store the identity.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use apiary_proto::device_api::{EnrollRequest, EnrollState, EnrollStatus};
@@ -49,6 +49,56 @@ pub enum EnrollError {
     NoCredentials(String),
     #[error("interrupted while waiting for approval; run bootstrap again to keep waiting")]
     Interrupted,
+    #[error(
+        "give the bootstrap key once: -k KEY, --key-file FILE (- for standard input) or APIARY_BOOTSTRAP_KEY"
+    )]
+    KeySource,
+    #[error("cannot read the bootstrap key from {path}: {message}")]
+    KeyFile { path: PathBuf, message: String },
+}
+
+/// Environment variable the bootstrap key may come in (not shown by `ps`, unlike `-k`).
+pub const KEY_ENV: &str = "APIARY_BOOTSTRAP_KEY";
+/// Longest bootstrap key file read (keys are about 40 bytes).
+const MAX_KEY_BYTES: u64 = 4096;
+
+/// The bootstrap key from exactly one of `-k`, `--key-file` (`-`: stdin) or [`KEY_ENV`],
+/// surrounding whitespace trimmed.
+pub fn bootstrap_key(arg: Option<String>, file: Option<&Path>) -> Result<String, EnrollError> {
+    let env = std::env::var(KEY_ENV).ok().filter(|k| !k.trim().is_empty());
+    let key = match (arg, file, env) {
+        (Some(key), None, None) => key,
+        (None, Some(path), None) => read_key_file(path)?,
+        (None, None, Some(key)) => key,
+        _ => return Err(EnrollError::KeySource),
+    };
+    let key = key.trim().to_string();
+    if key.is_empty() {
+        return Err(EnrollError::KeySource);
+    }
+    Ok(key)
+}
+
+fn read_key_file(path: &Path) -> Result<String, EnrollError> {
+    let failed = |message: String| EnrollError::KeyFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::io::stdin(), MAX_KEY_BYTES + 1),
+            &mut bytes,
+        )
+        .map_err(|e| failed(e.to_string()))?;
+        if bytes.len() as u64 > MAX_KEY_BYTES {
+            return Err(failed(format!("more than {MAX_KEY_BYTES} bytes")));
+        }
+        bytes
+    } else {
+        safe_fs::read_existing(path, MAX_KEY_BYTES).map_err(|e| failed(e.to_string()))?
+    };
+    String::from_utf8(bytes).map_err(|_| failed("not UTF-8 text".into()))
 }
 
 /// Runs the whole enrolment; on success the config dir holds a complete identity.
@@ -132,6 +182,12 @@ pub fn bootstrap(dirs: &Dirs, opts: &BootstrapOptions) -> Result<String, EnrollE
         server_url: opts.server_url.trim_end_matches('/').to_string(),
         bundle_signing_key: creds.bundle_signing_key,
     };
+    // A bundle kept from an earlier enrolment (this backend's before the device was deleted,
+    // or another backend's) is not this enrolment's: its serials would refuse the new ones.
+    if std::fs::symlink_metadata(dirs.bundle()).is_ok() {
+        safe_fs::remove_file(&dirs.bundle()).map_err(EnrollError::Write)?;
+        eprintln!("the bundle of the earlier enrolment is no longer in force");
+    }
     // agent.json last: its presence marks a complete identity.
     let json = serde_json::to_vec_pretty(&agent).expect("config serialises infallibly");
     write(&dirs.agent_json(), &json, 0o600)?;

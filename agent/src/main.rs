@@ -51,9 +51,13 @@ enum Command {
 #[derive(FromArgs)]
 #[argh(subcommand, name = "bootstrap")]
 struct BootstrapCmd {
-    /// bootstrap key issued by an operator
+    /// bootstrap key issued by an operator (visible to local users in `ps`; prefer
+    /// --key-file or APIARY_BOOTSTRAP_KEY)
     #[argh(option, short = 'k')]
-    key: String,
+    key: Option<String>,
+    /// file holding the bootstrap key, `-` for standard input
+    #[argh(option)]
+    key_file: Option<PathBuf>,
     /// device API URL, e.g. https://apiary.example:8443
     #[argh(option)]
     server: String,
@@ -104,12 +108,16 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Bootstrap(cmd) => {
+            let key = match enroll::bootstrap_key(cmd.key, cmd.key_file.as_deref()) {
+                Ok(key) => key,
+                Err(e) => return fail(&e),
+            };
             let opts = enroll::BootstrapOptions {
-                bootstrap_key: cmd.key,
+                bootstrap_key: key,
                 server_url: cmd.server,
                 ca_cert: cmd.ca_cert,
                 device_name: cmd.device_name,
-                poll_interval: Duration::from_secs(cmd.poll_interval.max(1)),
+                poll_interval: Duration::from_secs(cmd.poll_interval.clamp(1, 3600)),
             };
             match enroll::bootstrap(&dirs, &opts) {
                 Ok(_) => ExitCode::SUCCESS,

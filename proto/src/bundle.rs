@@ -35,7 +35,9 @@ pub enum BundleError {
     Signature(#[from] SignatureError),
     #[error("bundle is for device {found}, not this device ({expected})")]
     WrongDevice { expected: String, found: String },
-    #[error("bundle serial {found} is older than the applied serial {current}")]
+    #[error(
+        "bundle serial {found} is not newer than the applied serial {current} (an equal serial must be the same bundle)"
+    )]
     Stale { current: u64, found: u64 },
     #[error("bundle format {0} is not supported by this agent (supports {FORMAT})")]
     Format(u32),

@@ -4,7 +4,7 @@
 //! The binaries come from the workspace's target directory (`cargo build --bins` first; the
 //! project's test script does), or from `$APIARY_BIN_DIR`.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -421,11 +421,14 @@ impl Agent {
             }
             None => ca.to_path_buf(),
         };
-        self.command()
+        // The key on standard input: what a provisioning script should do, as `-k` shows
+        // it to every local user in `ps`.
+        let mut child = self
+            .command()
             .args([
                 "bootstrap",
-                "-k",
-                key,
+                "--key-file",
+                "-",
                 "--server",
                 server,
                 "--device-name",
@@ -435,10 +438,14 @@ impl Agent {
             ])
             .arg("--ca-cert")
             .arg(&ca)
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("apiary-agent bootstrap starts")
+            .expect("apiary-agent bootstrap starts");
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        writeln!(stdin, "{key}").expect("the agent reads its key");
+        child
     }
 
     /// Runs one cycle, returning the exit code and what the agent printed.

@@ -150,7 +150,8 @@ impl RootFs {
     }
 
     /// PIDs (host namespace) of live processes in this container named `name` by the agent's
-    /// rule: executable or `argv[0]` file name. Zombies do not count: the container's init
+    /// rule: the executable's file name, or `argv[0]`'s for a root busybox applet. Zombies
+    /// do not count: the container's init
     /// does not reap them, as a device's would.
     pub fn running(&self, name: &str) -> Vec<u32> {
         let merged = self.path("/");
@@ -189,7 +190,13 @@ impl RootFs {
                 .rsplit('/')
                 .next()
                 .map(str::to_string);
-            if exe_name == Some(name) || argv0_name.as_deref() == Some(name) {
+            let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+            let root = status.lines().any(|l| {
+                l.strip_prefix("Uid:")
+                    .is_some_and(|ids| ids.split_whitespace().take(2).all(|id| id == "0"))
+            });
+            let applet = root && matches!(exe_name, Some("busybox" | "toybox"));
+            if exe_name == Some(name) || (applet && argv0_name.as_deref() == Some(name)) {
                 pids.push(pid);
             }
         }

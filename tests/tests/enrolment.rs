@@ -86,7 +86,8 @@ fn a_rejection_holds_until_an_operator_approves_or_deletes_the_device() {
         "approved",
         "the auto-accepting key approves it afresh"
     );
-    assert_eq!(agent.run_once().0, 0);
+    let (code, log) = agent.run_once();
+    assert_eq!(code, 0, "{log}");
 }
 
 #[test]
@@ -141,4 +142,72 @@ fn the_pending_list_is_paged() {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+#[test]
+fn the_key_comes_from_a_file_or_the_environment_and_only_once() {
+    let backend = Backend::start();
+    let key = backend
+        .cli_ok(&[
+            "bootstrap-keys",
+            "create",
+            "--group",
+            "/auto",
+            "--auto-accept",
+        ])
+        .trim()
+        .to_string();
+    let ca = backend.data_dir().join("ca.crt");
+    let run = |agent: &Agent, args: &[&str], env: Option<&str>| {
+        let mut cmd = agent.command();
+        cmd.arg("bootstrap")
+            .args(args)
+            .args(["--server", &backend.device_url])
+            .arg("--ca-cert")
+            .arg(&ca);
+        if let Some(key) = env {
+            cmd.env("APIARY_BOOTSTRAP_KEY", key);
+        }
+        cmd.output().expect("the agent runs")
+    };
+    let from_file = Agent::new("key-from-file");
+    let key_file = from_file.config_dir().with_file_name("bootstrap.key");
+    std::fs::write(&key_file, format!("{key}\n")).expect("key file");
+    let out = run(
+        &from_file,
+        &["--key-file", key_file.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let from_env = Agent::new("key-from-env");
+    let out = run(&from_env, &[], Some(&key));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let twice = Agent::new("key-twice");
+    let out = run(&twice, &["-k", &key], Some(&key));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("give the bootstrap key once"), "{err}");
+    let out = run(&twice, &["--key-file", "/nonexistent/key"], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read the bootstrap key from /nonexistent/key"),
+        "{err}"
+    );
+    assert_eq!(
+        backend
+            .cli_json(&["devices", "list"])
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
 }

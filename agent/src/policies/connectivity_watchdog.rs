@@ -114,15 +114,17 @@ impl Watchdog {
         let _ = safe_fs::remove_file(&self.failures_path);
         eprintln!(
             "critical: connectivity watchdog: {failures} consecutive failed check-ins; running `{}`",
-            spec.action
+            vars.redact(&spec.action)
         );
-        let result = match command::run_shell(&vars.shell(&spec.action), TIMEOUT) {
+        let result = match command::run_with_values(&spec.action, vars, TIMEOUT) {
             Ok(r) if r.success() => "it exited with status 0".to_string(),
             Ok(r) => format!("it {}: {}", r.describe_failure(TIMEOUT), r.output.trim()),
             Err(e) => format!("it could not start: {e}"),
         };
+        // The output is redacted already; the rest (the action's own text) may hold a secret.
+        let result = vars.redact(&result);
         eprintln!("connectivity watchdog: {result}");
-        record.result = Some(vars.redact(&result));
+        record.result = Some(result);
         self.save_last(&record);
     }
 

@@ -1,6 +1,7 @@
 //! Owner, group and mode of distributed files: what the bundle asks for, what a file has, and
 //! putting one onto the other. Unset parts keep what the file has (root and 0644 for a new
-//! file), so a bundle that says nothing never fights a local `chmod`.
+//! file), so a bundle that says nothing never fights a local `chmod`; a template that renders
+//! a secret is the exception, 0600 unless the bundle sets a mode.
 
 use std::fs::Metadata;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -12,6 +13,9 @@ use crate::system::accounts;
 
 /// Mode of a new file when the bundle sets none.
 pub const DEFAULT_MODE: u32 = 0o644;
+/// Mode of a rendered template holding a secret when the bundle sets none (enforced, as if
+/// the bundle had said so).
+pub const SECRET_MODE: u32 = 0o600;
 
 /// The attributes a file must have; `None` keeps the file's own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use apiary_proto::policy::InBundle;
 use apiary_proto::policy::file_distribution::{DistributedFile, FileDistribution, FileSet};
 
 use super::converged::Converged;
-use super::file_attributes::{Actual, Wanted};
+use super::file_attributes::{self, Actual, Wanted};
 use super::{Context, DownloadSink, ItemPolicy, Outcome};
 use crate::command;
 use crate::safe_fs::{self, AtomicFile, Dir};
@@ -68,7 +68,7 @@ fn label(set: &FileSet) -> &str {
 fn converge_set(ctx: &Context<'_>, set: &FileSet, written: &mut Converged, out: &mut Vec<Outcome>) {
     let label = label(set);
     if let Some(pre) = &set.pre_condition {
-        match command::run_shell(&ctx.vars.shell(pre), COMMAND_TIMEOUT) {
+        match command::run_with_values(pre, ctx.vars, COMMAND_TIMEOUT) {
             Ok(r) if r.success() => {}
             Ok(r) => {
                 let why = r.describe_failure(COMMAND_TIMEOUT);
@@ -129,7 +129,7 @@ fn converge_set(ctx: &Context<'_>, set: &FileSet, written: &mut Converged, out: 
 
     if let (true, Some(cmd)) = (changed, &set.command) {
         let item = format!("{label}: command");
-        match command::run_shell(&ctx.vars.shell(cmd), COMMAND_TIMEOUT) {
+        match command::run_with_values(cmd, ctx.vars, COMMAND_TIMEOUT) {
             Ok(r) if r.success() => {
                 let mut o = Outcome::changed(
                     NAME,
@@ -193,7 +193,14 @@ fn converge_file(
         None => (file.sha256.clone(), file.size),
     };
 
-    let wanted = Wanted::of(file)?;
+    let mut wanted = Wanted::of(file)?;
+    let holds_secret = rendered
+        .as_ref()
+        .is_some_and(|bytes| ctx.vars.secrets().appear_in(bytes));
+    if wanted.mode.is_none() && holds_secret {
+        // A rendered secret is readable by its owner only, unless the bundle sets a mode.
+        wanted.mode = Some(file_attributes::SECRET_MODE);
+    }
     // The record covers content and attributes: a new owner or mode is a new desired state.
     let fingerprint = Converged::fingerprint(&[&desired, &wanted.describe()]);
     let dir = match Dir::open(parent) {
@@ -652,6 +659,57 @@ mod tests {
             fs::read_to_string(&marker).unwrap(),
             "restarted\nrestarted\n"
         );
+    }
+
+    #[test]
+    fn a_template_holding_a_secret_is_private_unless_the_bundle_sets_a_mode() {
+        use apiary_proto::policy::parameters::Parameters;
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let state = root.path().join("state");
+        fs::create_dir(&state).unwrap();
+        let tpl = b"password={{token}}\nname={{name}}\n".to_vec();
+        let plain_tpl = b"name={{name}}\n".to_vec();
+        let fetch = MemoryFetch::new(HashMap::from([
+            (digest::sha256_hex(&tpl), tpl.clone()),
+            (digest::sha256_hex(&plain_tpl), plain_tpl.clone()),
+        ]));
+        let params = Parameters {
+            values: BTreeMap::from([("name".into(), "gw".into())]),
+            secrets: BTreeMap::from([("token".into(), "hunter2-long".into())]),
+        };
+        let vars = crate::expand::Vars::new(&Default::default(), "dev", Some(&params));
+        let ctx = Context {
+            state_dir: &state,
+            fetcher: &fetch,
+            stop_requested: &|| false,
+            vars: &vars,
+        };
+        let secret = root.path().join("secret.conf");
+        let public = root.path().join("public.conf");
+        let mut explicit = file(&tpl, &public, true);
+        explicit.mode = Some(0o644);
+        let plain = root.path().join("plain.conf");
+        let spec = FileDistribution {
+            sets: vec![FileSet {
+                files: vec![
+                    file(&tpl, &secret, true),
+                    explicit,
+                    file(&plain_tpl, &plain, true),
+                ],
+                ..FileSet::default()
+            }],
+        };
+        let out = crate::policies::converge_items(&spec, &ctx);
+        assert!(out.iter().all(|o| o.status == Status::Changed), "{out:?}");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&secret), 0o600);
+        assert_eq!(mode(&public), 0o644, "the bundle's mode wins");
+        assert_eq!(mode(&plain), 0o644, "no secret, the usual default");
+        // A local chmod of the secret file is put back.
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+        crate::policies::converge_items(&spec, &ctx);
+        assert_eq!(mode(&secret), 0o600);
     }
 
     #[test]

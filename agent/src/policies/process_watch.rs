@@ -1,8 +1,9 @@
 //! `process_watch`: a process that must run (or must not) and the command that fixes it.
 //!
 //! Names match exactly, never as substrings: a process is named `N` when its executable's
-//! file name or its `argv[0]`'s file name is `N` (see [`crate::system::processes`]). So
-//! `cron` does not match `crond`, and `/usr/sbin/crond` is configured as `crond`.
+//! file name is `N`, or when it is a root process of busybox (or toybox) started as `N`
+//! (see [`crate::system::processes`]; `argv[0]` alone can be set to anything). So `cron`
+//! does not match `crond`, and `/usr/sbin/crond` is configured as `crond`.
 //!
 //! A process found out of its state is always a warning: something stopped (or started) it.
 //! The command runs with `/bin/sh -c`; it should start a daemon that detaches (a command
@@ -67,7 +68,7 @@ fn watch(ctx: &Context<'_>, item: &WatchedProcess) -> Outcome {
         (Presence::Absent, false) => format!("{name} was running (pid {})", join(&pids)),
     };
     let cmd = &item.command;
-    match command::run_shell(&ctx.vars.shell(cmd), TIMEOUT) {
+    match command::run_with_values(cmd, ctx.vars, TIMEOUT) {
         Ok(r) if r.success() => {
             let mut o = Outcome::changed(NAME, name.into(), true, format!("{state}; ran: {cmd}"));
             o.output = Some(r.output).filter(|s| !s.is_empty());

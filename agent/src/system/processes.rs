@@ -1,13 +1,17 @@
 //! Running processes, read from `/proc`.
 //!
-//! A process's names are the file name of its executable (`/proc/PID/exe`) and the file
-//! name of its `argv[0]`. Both count because each misses a common case: busybox applets all
-//! run the `busybox` executable (so only `argv[0]` says `crond`), while daemons that rewrite
-//! their `argv[0]` (`nginx: master process`) are known by their executable. Kernel threads
-//! have neither and never match.
+//! A process is named after the file name of its executable (`/proc/PID/exe`), which no
+//! process can change: `argv[0]` can be anything (`exec -a crond sleep 1000`), so by itself
+//! it names nothing. The one exception is a multi-call binary (busybox, toybox), whose
+//! applets all run the same executable and differ only by `argv[0]`: a process of one of
+//! those is also named after its `argv[0]`, but only when it runs as root, which no local
+//! user can fake. Kernel threads have no executable and never match.
 
 use std::fs;
 use std::path::Path;
+
+/// Executables whose applets are told apart by `argv[0]` alone.
+const MULTI_CALL: &[&str] = &["busybox", "toybox"];
 
 /// A running process and its names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,12 +19,19 @@ pub struct Process {
     pub pid: u32,
     pub exe_name: Option<String>,
     pub argv0_name: Option<String>,
+    /// Real and effective user ids are both 0.
+    pub root: bool,
 }
 
 impl Process {
-    /// True when either name is exactly `name`.
+    /// True when the executable is `name`, or it is a root applet of a multi-call binary
+    /// started as `name`.
     pub fn is_named(&self, name: &str) -> bool {
-        self.exe_name.as_deref() == Some(name) || self.argv0_name.as_deref() == Some(name)
+        let Some(exe) = self.exe_name.as_deref() else {
+            return false;
+        };
+        exe == name
+            || (self.root && MULTI_CALL.contains(&exe) && self.argv0_name.as_deref() == Some(name))
     }
 }
 
@@ -56,11 +67,26 @@ fn read(dir: &Path, pid: u32) -> Process {
     let argv0_name = fs::read(dir.join("cmdline"))
         .ok()
         .and_then(|raw| argv0_name(&raw));
+    let root = fs::read_to_string(dir.join("status"))
+        .ok()
+        .is_some_and(|status| runs_as_root(&status));
     Process {
         pid,
         exe_name,
         argv0_name,
+        root,
     }
+}
+
+/// From `/proc/PID/status`: the `Uid:` line's real and effective ids are 0.
+fn runs_as_root(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .is_some_and(|ids| {
+            let mut ids = ids.split_whitespace();
+            ids.next() == Some("0") && ids.next() == Some("0")
+        })
 }
 
 /// The file name of `argv[0]` in a raw `cmdline` (NUL-separated arguments).
@@ -96,9 +122,58 @@ mod tests {
             pid: 1,
             exe_name: Some("busybox".into()),
             argv0_name: Some("crond".into()),
+            root: true,
         };
         assert!(p.is_named("crond") && p.is_named("busybox"));
         assert!(!p.is_named("cron") && !p.is_named("crond2") && !p.is_named("rond"));
+    }
+
+    #[test]
+    fn argv0_alone_names_nothing() {
+        let renamed = |exe: &str, root| Process {
+            pid: 2,
+            exe_name: Some(exe.into()),
+            argv0_name: Some("crond".into()),
+            root,
+        };
+        assert!(
+            !renamed("sleep", true).is_named("crond"),
+            "exec -a crond sleep"
+        );
+        assert!(
+            !renamed("busybox", false).is_named("crond"),
+            "a user's busybox applet"
+        );
+        assert!(renamed("busybox", true).is_named("crond"));
+        let no_exe = Process {
+            exe_name: None,
+            ..renamed("busybox", true)
+        };
+        assert!(!no_exe.is_named("crond"));
+        assert!(runs_as_root("Name:\tx\nUid:\t0\t0\t0\t0\n"));
+        assert!(!runs_as_root("Uid:\t1000\t0\t0\t0\n"));
+        assert!(!runs_as_root("Name:\tx\n"));
+    }
+
+    #[test]
+    fn a_renamed_process_is_known_by_its_executable() {
+        // bash: dash's exec has no -a.
+        let mut child = std::process::Command::new("/bin/bash")
+            .args(["-c", "exec -a crond sleep 30"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // Until the exec, the child is sh; wait for it to become sleep.
+        while !std::fs::read_link(format!("/proc/{pid}/exe"))
+            .is_ok_and(|p| p.file_name().is_some_and(|n| n == "sleep"))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let as_crond = pids_named("crond").contains(&pid);
+        let as_sleep = pids_named("sleep").contains(&pid);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!as_crond && as_sleep);
     }
 
     #[test]

@@ -11,6 +11,9 @@ pub const DEFAULT_INTERVAL_SECONDS: u64 = 300;
 /// Shortest check-in interval operators may set: a fleet on a shorter one would flood the
 /// backend.
 pub const MIN_INTERVAL_SECONDS: u64 = 10;
+/// Longest check-in interval (a week): a device must come back in a useful time, and the
+/// agent's timers stay far from overflowing.
+pub const MAX_INTERVAL_SECONDS: u64 = 7 * 24 * 3600;
 
 /// Agent behaviour, with every default filled in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +55,9 @@ impl Policy for Settings {
             Some(i) if i < MIN_INTERVAL_SECONDS => Err(format!(
                 "interval_seconds must be at least {MIN_INTERVAL_SECONDS}, got {i}"
             )),
+            Some(i) if i > MAX_INTERVAL_SECONDS => Err(format!(
+                "interval_seconds must be at most {MAX_INTERVAL_SECONDS} (a week), got {i}"
+            )),
             _ => Ok(()),
         }
     }
@@ -64,11 +70,40 @@ impl Policy for Settings {
         }))
     }
 
-    /// The agent needs a positive interval; the backend's minimum is its own business.
+    /// The agent needs a positive interval it can add to a clock; the backend's minimum is
+    /// its own business.
     fn validate(&self) -> Result<(), String> {
-        if self.interval_seconds == 0 {
-            return Err("interval_seconds must be positive".into());
+        if self.interval_seconds == 0 || self.interval_seconds > MAX_INTERVAL_SECONDS {
+            return Err(format!(
+                "interval_seconds must be 1 to {MAX_INTERVAL_SECONDS}, got {}",
+                self.interval_seconds
+            ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_are_bounded_both_ways() {
+        let doc = |i| SettingsDocument {
+            interval_seconds: Some(i),
+            reports: None,
+        };
+        assert!(Settings::validate_document(&doc(9)).is_err());
+        assert!(Settings::validate_document(&doc(MAX_INTERVAL_SECONDS)).is_ok());
+        let err = Settings::validate_document(&doc(u64::MAX)).expect_err("too long");
+        assert!(err.contains("at most 604800"), "{err}");
+        let huge = Settings {
+            interval_seconds: u64::MAX,
+            reports: true,
+        };
+        assert!(
+            huge.validate().is_err(),
+            "a bundle cannot hand the agent one either"
+        );
     }
 }

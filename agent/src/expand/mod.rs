@@ -3,8 +3,11 @@
 //! Keys come from the bundle's parameters and secrets and from system values (`sys.host`,
 //! `sys.arch`, `sys.os`, `sys.kernel`, `sys.device_id`). A `$(name)` that is none of these is
 //! left as it is, so shell command substitution like `$(date)` in a command still works.
-//! Into shell commands, each value expands as one single-quoted word: a device-controlled
-//! value such as the hostname can never inject shell syntax.
+//! Into shell commands values go as environment variables the command references (see
+//! [`shell`]): a device-controlled value such as the hostname can never inject shell syntax,
+//! and no value shows in a process listing.
+
+pub mod shell;
 
 use std::collections::BTreeMap;
 
@@ -18,8 +21,14 @@ pub const REDACTED: &str = "********";
 #[derive(Clone, Debug, Default)]
 pub struct Vars {
     values: BTreeMap<String, String>,
-    /// Secret values, longest first so a secret containing another is redacted whole.
-    secrets: Vec<String>,
+    secrets: Secrets,
+}
+
+/// The secret values of a bundle, to keep out of what the agent says.
+#[derive(Clone, Debug, Default)]
+pub struct Secrets {
+    /// Longest first, so a secret containing another is redacted whole.
+    values: Vec<String>,
 }
 
 impl Vars {
@@ -43,7 +52,15 @@ impl Vars {
             }
         }
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Self { values, secrets }
+        Self {
+            values,
+            secrets: Secrets { values: secrets },
+        }
+    }
+
+    /// The bundle's secret values.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     /// Parameters for templates: the bundle's (and system) values under the set's own.
@@ -58,9 +75,9 @@ impl Vars {
         self.expand(input, |v| v.to_string())
     }
 
-    /// Expands `$(key)` in a shell command, each value as one single-quoted word.
-    pub fn shell(&self, input: &str) -> String {
-        self.expand(input, quote)
+    /// A shell command with each `$(key)` a reference to a variable holding its value.
+    pub fn shell(&self, input: &str) -> Result<shell::ShellCommand, shell::ShellError> {
+        shell::command(input, &self.values)
     }
 
     fn expand(&self, input: &str, render: impl Fn(&str) -> String) -> String {
@@ -86,13 +103,56 @@ impl Vars {
 
     /// `text` with every secret value replaced by [`REDACTED`].
     pub fn redact(&self, text: &str) -> String {
+        self.secrets.redact(text)
+    }
+}
+
+impl Secrets {
+    /// `text` with every secret value replaced by [`REDACTED`].
+    pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for secret in &self.secrets {
+        for secret in &self.values {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), REDACTED);
             }
         }
         out
+    }
+
+    /// Length of the longest secret: how much more than its limit a caller must keep of
+    /// output it will cut, so a secret across the cut can still be recognised.
+    pub fn longest(&self) -> usize {
+        self.values.first().map_or(0, String::len)
+    }
+
+    /// True when `bytes` hold a secret value.
+    pub fn appear_in(&self, bytes: &[u8]) -> bool {
+        self.values
+            .iter()
+            .any(|s| bytes.windows(s.len()).any(|w| w == s.as_bytes()))
+    }
+
+    /// The last `limit` bytes (or fewer) of redacted `tail`, the end of a longer output when
+    /// `cut` is true: redaction comes first, and what is left at the start of a secret the
+    /// cut went through is dropped, so no part of a secret survives either step.
+    pub fn redact_tail(&self, tail: &[u8], cut: bool, limit: usize) -> String {
+        let mut start = 0;
+        if cut {
+            for secret in self.values.iter().map(String::as_bytes) {
+                for k in 1..secret.len() {
+                    if tail.starts_with(&secret[k..]) {
+                        start = start.max(secret.len() - k);
+                        break;
+                    }
+                }
+            }
+        }
+        let text = self.redact(&String::from_utf8_lossy(&tail[start..]));
+        let mut from = text.len().saturating_sub(limit);
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+        text[from..].to_string()
     }
 }
 
@@ -101,11 +161,6 @@ fn is_key(name: &str) -> bool {
         && name
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
-/// One POSIX shell word that stands for `value` exactly.
-fn quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
 }
 
 #[cfg(test)]
@@ -143,22 +198,16 @@ mod tests {
     }
 
     #[test]
-    fn shell_expansion_cannot_inject() {
+    fn shell_commands_get_values_through_the_environment() {
         let v = vars();
+        let cmd = v.shell("printf %s $(sys.host) $(date)").expect("rewrites");
+        assert_eq!(cmd.script, "printf %s \"${APIARY_VALUE_1}\" $(date)");
         assert_eq!(
-            v.shell("echo $(sys.host)"),
-            r"echo 'gw-1'\''; rm -rf /; '\'''"
-        );
-        let out = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(v.shell("printf %s $(sys.host)"))
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), "gw-1'; rm -rf /; '");
-        assert_eq!(
-            v.shell("echo $(date)"),
-            "echo $(date)",
-            "shell substitution is left to the shell"
+            cmd.env,
+            [(
+                "APIARY_VALUE_1".to_string(),
+                "gw-1'; rm -rf /; '".to_string()
+            )]
         );
     }
 
@@ -187,5 +236,23 @@ mod tests {
             format!("token={REDACTED}, {REDACTED}")
         );
         assert_eq!(v.redact("nothing here"), "nothing here");
+        assert!(v.secrets().appear_in(b"x=s3cr3t;"));
+        assert!(!v.secrets().appear_in(b"s3cr"));
+    }
+
+    #[test]
+    fn a_cut_tail_keeps_no_part_of_a_secret() {
+        let v = vars();
+        let s = v.secrets();
+        // The cut went through "s3cr3t-and-more": "-and-more" is what remains of it.
+        assert_eq!(s.redact_tail(b"-and-more rest", true, 100), " rest");
+        // Not cut: the same text is output as it came.
+        assert_eq!(
+            s.redact_tail(b"-and-more rest", false, 100),
+            "-and-more rest"
+        );
+        // Redaction before the limit: a secret at the edge of the kept part goes whole.
+        let out = s.redact_tail(b"aaaa s3cr3t-and-more bb", false, 12);
+        assert_eq!(out, " ******** bb");
     }
 }
