@@ -283,8 +283,10 @@ impl Dir {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         // Short enough for NAME_MAX whatever the target's name.
         let stem: String = name.chars().take(200).collect();
+        let prefix = format!(".{stem}.apiary-");
+        self.remove_stale_temps(&prefix);
         let tmp = format!(
-            ".{stem}.apiary-{}-{}",
+            "{prefix}{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
@@ -314,6 +316,31 @@ impl Dir {
             .set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(|e| SafeFsError::io(self.join(name), e))?;
         Ok(atomic)
+    }
+
+    /// Removes what an agent killed mid-write left of a replacement: regular files of this
+    /// user named `prefix` + another process's id (one agent runs at a time, so any other
+    /// process's are stale). Best effort: a leftover only costs space.
+    fn remove_stale_temps(&self, prefix: &str) {
+        let Ok(entries) = std::fs::read_dir(&self.path) else {
+            return;
+        };
+        let own = format!("{prefix}{}-", std::process::id());
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !name.starts_with(prefix) || name.starts_with(&own) {
+                continue;
+            }
+            if let Ok(Some(meta)) = self.stat(name)
+                && meta.file_type().is_file()
+                && meta.uid() == euid
+            {
+                let _ = self.remove_file(name);
+            }
+        }
     }
 
     /// Removes the file or link `name` (never what a link points to); absent is fine.
@@ -690,6 +717,32 @@ mod tests {
     use super::*;
     use std::fs;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_killed_writer_s_temporary_files_are_removed_by_the_next_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stale = tmp.path().join(".app.conf.apiary-4000000-3");
+        let other = tmp.path().join(".other.conf.apiary-4000000-3");
+        let unrelated = tmp.path().join(".app.conf.apiary-notes");
+        for p in [&stale, &other] {
+            std::fs::write(p, b"half").unwrap();
+        }
+        std::os::unix::fs::symlink("/etc/passwd", &unrelated).unwrap();
+        write_atomic(&tmp.path().join("app.conf"), b"whole", 0o644).unwrap();
+        assert!(!stale.exists(), "a stale part of app.conf is removed");
+        assert!(
+            other.exists(),
+            "another file's is left to that file's next write"
+        );
+        assert!(
+            unrelated.symlink_metadata().is_ok(),
+            "a link is never removed"
+        );
+        assert_eq!(
+            std::fs::read(tmp.path().join("app.conf")).unwrap(),
+            b"whole"
+        );
+    }
 
     #[test]
     fn writes_and_replaces_with_mode() {
