@@ -14,8 +14,20 @@ use crate::safe_fs;
 
 /// Reports kept while the backend is unreachable; older ones are dropped first.
 pub const MAX_QUEUED: usize = 1000;
+/// The file beside the queue recording the next sequence number (see `record_high_water`).
+const SEQ_FILE: &str = "reports.seq";
+/// Digits of the recorded number, and the line's length with the 16-character queue id.
+const SEQ_DIGITS: usize = 20;
+const SEQ_WIDTH: usize = 16 + 1 + SEQ_DIGITS + 1;
+
 /// Reports sent in one check-in; the rest follow in later ones.
 pub const MAX_PER_CHECKIN: usize = 200;
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// A new report, before it gets its sequence number.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +51,9 @@ pub struct ReportQueue {
     reports: VecDeque<Report>,
     #[serde(skip)]
     dirty: bool,
+    /// A save failed in this process (and was reported).
+    #[serde(skip)]
+    save_failed: bool,
     #[serde(skip)]
     path: PathBuf,
 }
@@ -68,10 +83,41 @@ impl ReportQueue {
             dropped: 0,
             reports: VecDeque::new(),
             dirty: true,
+            save_failed: false,
             path: PathBuf::new(),
         });
+        // Numbers handed out after the last full save (a full state dir) are on record here.
+        let high_water = safe_fs::read_text(&state_dir.join(SEQ_FILE), SEQ_WIDTH as u64 + 1)
+            .ok()
+            .flatten()
+            .and_then(|text| {
+                text.trim()
+                    .split_once(' ')
+                    .map(|(id, n)| (id.to_string(), n.parse::<u64>()))
+            })
+            .and_then(|(id, n)| (id == queue.queue_id).then_some(n.ok()).flatten());
+        if let Some(next) = high_water.filter(|&n| n > queue.next_seq) {
+            queue.next_seq = next;
+            queue.dirty = true;
+        }
         queue.path = path;
         queue
+    }
+
+    /// Records `next_seq` where a full state dir cannot stop it: a fixed-size file made
+    /// while there was room, then overwritten in place.
+    fn record_high_water(&self) -> io::Result<()> {
+        let path = self.path.with_file_name(SEQ_FILE);
+        let line = format!(
+            "{} {:0width$}\n",
+            self.queue_id,
+            self.next_seq,
+            width = SEQ_DIGITS
+        );
+        match safe_fs::overwrite_in_place(&path, line.as_bytes()) {
+            Ok(()) => Ok(()),
+            Err(_) => safe_fs::write_atomic(&path, line.as_bytes(), 0o600).map_err(io::Error::from),
+        }
     }
 
     /// The queue's id, sent with every check-in.
@@ -103,10 +149,32 @@ impl ReportQueue {
     /// [`REPORT_BATCH_BYTES`] serialised, but always the oldest one. The queue is saved first,
     /// so an agent killed after sending never numbers new reports with sequence numbers the
     /// backend already holds (it would drop them as duplicates). A queue that cannot be saved
-    /// (a full state dir) is still sent.
+    /// (a full state dir) is still sent, its next number recorded in place in `reports.seq`.
     pub fn outgoing(&mut self, count: usize) -> Vec<Report> {
         if let Err(e) = self.save() {
             eprintln!("warning: cannot save the report queue before sending: {e}");
+            if !std::mem::replace(&mut self.save_failed, true) {
+                // Told with this very check-in: the backend learns of a full state dir
+                // while it lasts, and the agent goes on converging.
+                let message = format!(
+                    "cannot save the report queue: {e}; reports are sent from memory and lost if the agent stops before it can save"
+                );
+                self.push(
+                    NewReport {
+                        level: Level::Error,
+                        policy: "agent".into(),
+                        item: Some("state".into()),
+                        message,
+                        output: None,
+                        bundle_serial: None,
+                    },
+                    now_seconds(),
+                );
+            }
+            // Whatever the queue file says, no number handed out so far may come again.
+            if let Err(e) = self.record_high_water() {
+                eprintln!("warning: cannot record the report sequence number: {e}");
+            }
         }
         let mut bytes = 0;
         let mut batch = Vec::new();
@@ -152,7 +220,7 @@ impl ReportQueue {
         }
     }
 
-    /// Writes the queue to the state dir if it changed.
+    /// Writes the queue to the state dir if it changed, and the sequence number beside it.
     pub fn save(&mut self) -> io::Result<()> {
         if !self.dirty {
             return Ok(());
@@ -160,7 +228,8 @@ impl ReportQueue {
         let bytes = serde_json::to_vec(self).expect("queue serialises infallibly");
         safe_fs::write_atomic(&self.path, &bytes, 0o600)?;
         self.dirty = false;
-        Ok(())
+        // Made (or kept current) while there is room, for the day there is none.
+        self.record_high_water()
     }
 }
 
@@ -177,6 +246,27 @@ mod tests {
             output: None,
             bundle_serial: None,
         }
+    }
+
+    #[test]
+    fn numbers_recorded_past_the_last_save_are_never_handed_out_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = ReportQueue::load(dir.path());
+        q.push(report("a"), 1);
+        q.save().unwrap();
+        let seq_file = dir.path().join(SEQ_FILE);
+        let line = std::fs::read_to_string(&seq_file).unwrap();
+        assert_eq!(line.len(), SEQ_WIDTH, "{line:?}");
+        // As if three more went out from memory while the queue could not be saved.
+        let later = format!("{} {:020}\n", q.id(), 5);
+        safe_fs::overwrite_in_place(&seq_file, later.as_bytes()).unwrap();
+        let mut q = ReportQueue::load(dir.path());
+        q.push(report("b"), 2);
+        assert_eq!(q.outgoing(10).last().unwrap().seq, 5);
+        // Another queue's record says nothing about this one.
+        std::fs::remove_file(dir.path().join("reports.json")).unwrap();
+        let fresh = ReportQueue::load(dir.path());
+        assert_eq!(fresh.next_seq, 1);
     }
 
     #[test]

@@ -538,6 +538,33 @@ pub fn write_in(
     file.commit()
 }
 
+/// Overwrites the start of the existing regular file at `path` with `bytes`, which must be
+/// as long as the file: no block is allocated, so this works on a full filesystem. Not
+/// atomic against power loss; meant for fixed-size counters in tmpfs.
+pub fn overwrite_in_place(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let (parent, name) = split(path)?;
+    let dir = Dir::open(parent)?;
+    let Some(before) = dir.stat(name)? else {
+        return Err(SafeFsError::io(path, io::ErrorKind::NotFound.into()));
+    };
+    if !before.file_type().is_file() {
+        return Err(SafeFsError::NotRegular {
+            path: path.to_path_buf(),
+            kind: kind_of(&before),
+        });
+    }
+    if before.len() != bytes.len() as u64 {
+        return Err(SafeFsError::io(path, io::ErrorKind::InvalidData.into()));
+    }
+    let file = dir
+        .open_at(name, libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY, 0)
+        .map_err(|e| SafeFsError::io(path, e))?;
+    dir.checked_same(name, &file, &before)?;
+    file.write_all_at(bytes, 0)
+        .map_err(|e| SafeFsError::io(path, e))
+}
+
 /// Removes the file or link at `path`; absent is fine.
 pub fn remove_file(path: &Path) -> Result<()> {
     let (parent, name) = split(path)?;

@@ -463,3 +463,176 @@ fn a_hostile_server_gets_bounded_time_and_memory_and_the_last_bundle_stays() {
         );
     }
 }
+
+/// A mount namespace of the test's own, held open by a sleeping process, so small tmpfs
+/// mounts over the agent's dirs are seen by the agents run in it and by nothing else.
+struct MountNs {
+    holder: std::process::Child,
+}
+
+impl MountNs {
+    fn new() -> Self {
+        let holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sleep", "3600"])
+            .spawn()
+            .expect("unshare runs (as root)");
+        let ours = std::fs::read_link("/proc/self/ns/mnt").expect("own namespace");
+        let pid = holder.id();
+        wait_for(|| {
+            let ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok()?;
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+            (ns != ours && exe.ends_with("sleep")).then_some(())
+        });
+        Self { holder }
+    }
+
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg("-t")
+            .arg(self.holder.id().to_string())
+            .args(["-m", "--"])
+            .arg(program);
+        cmd
+    }
+
+    fn sh(&self, script: &str) -> std::process::Output {
+        self.command("/bin/sh")
+            .args(["-c", script])
+            .output()
+            .expect("nsenter runs")
+    }
+
+    /// Puts a `size` tmpfs over `dir`, holding a copy of what `dir` held.
+    fn small_tmpfs(&self, dir: &std::path::Path, size: &str) {
+        let d = dir.display();
+        let out = self.sh(&format!(
+            "set -e; c=$(mktemp -d); cp -a {d}/. $c/; mount -t tmpfs -o size={size},mode=0700 apiary-test {d}; cp -a $c/. {d}/; rm -rf $c"
+        ));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Fills the filesystem of `dir` to the last block.
+    fn fill(&self, dir: &std::path::Path) {
+        let d = dir.display();
+        self.sh(&format!(
+            "dd if=/dev/zero of={d}/fill bs=1024 2>/dev/null; true"
+        ));
+        let out = self.sh(&format!("echo x > {d}/probe"));
+        assert!(!out.status.success(), "{d} is full");
+    }
+
+    fn free(&self, dir: &std::path::Path) {
+        let out = self.sh(&format!("rm -f {}/fill", dir.display()));
+        assert!(out.status.success());
+    }
+
+    /// One agent cycle inside the namespace: its exit code and log.
+    fn run_once(&self, agent: &Agent) -> (i32, String) {
+        let out = self
+            .command(apiary_tests::bin("apiary-agent"))
+            .arg("--config-dir")
+            .arg(agent.config_dir())
+            .arg("--state-dir")
+            .arg(agent.state_dir())
+            .arg("run-once")
+            .output()
+            .expect("the agent runs");
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code().unwrap_or(-1), log)
+    }
+}
+
+impl Drop for MountNs {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+fn stored_messages(backend: &Backend, device: &str, like: &str) -> i64 {
+    let db = rusqlite::Connection::open(backend.data_dir().join("apiary.db")).expect("db");
+    db.query_row(
+        "SELECT count(*) FROM reports WHERE device_id = ?1 AND message LIKE ?2",
+        [device, &format!("%{like}%")],
+        |r| r.get(0),
+    )
+    .expect("count")
+}
+
+#[test]
+#[ignore = "needs root for a mount namespace of its own; scripts/test runs it"]
+fn full_state_and_config_dirs_keep_the_agent_enforcing_the_last_good_bundle() {
+    let backend = Backend::start();
+    let key = auto_key(&backend, "/full");
+    let agent = Agent::new("full");
+    bootstrap(&backend, &agent, &key);
+    let managed = agent.root("etc/managed.conf");
+    let bundle = |content: &[u8], message: &str| {
+        backend.upload("/managed.conf", content);
+        backend.set_config(
+            "/full",
+            "file_distribution",
+            &json!({"sets": [{"label": "m", "files": [{"source": "/managed.conf", "destination": managed.to_str().unwrap(), "template": true}]}]}),
+        );
+        backend.cli_ok(&["commit", "-m", message]);
+    };
+    bundle(b"generation=1\n", "first");
+    assert_eq!(agent.run_once().0, 0);
+    let id = device_id(&agent);
+
+    let ns = MountNs::new();
+    ns.small_tmpfs(&agent.state_dir(), "256k");
+    ns.small_tmpfs(&agent.config_dir(), "256k");
+
+    // A full state dir: the agent goes on enforcing, and says why it cannot save.
+    ns.fill(&agent.state_dir());
+    std::fs::write(&managed, "tampered\n").expect("tamper");
+    let (code, log) = ns.run_once(&agent);
+    assert!(code == 0 || code == 2, "no crash ({code}): {log}");
+    assert_eq!(
+        std::fs::read_to_string(&managed).expect("managed"),
+        "generation=1\n",
+        "{log}"
+    );
+    assert_eq!(
+        stored_messages(&backend, &id, "cannot save the report queue"),
+        1,
+        "{log}"
+    );
+    ns.free(&agent.state_dir());
+    let (code, log) = ns.run_once(&agent);
+    assert_eq!(code, 0, "{log}");
+    let (code, log) = ns.run_once(&agent);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        stored_messages(&backend, &id, "cannot save the report queue"),
+        1,
+        "told while it lasted, not after"
+    );
+
+    // A full config dir: a new bundle cannot be kept, so the last good one stays in force.
+    ns.fill(&agent.config_dir());
+    bundle(b"generation=2\n", "second");
+    let (code, log) = ns.run_once(&agent);
+    assert_eq!(code, 2, "the new bundle is refused: {log}");
+    assert!(log.contains("cannot persist the bundle"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&managed).expect("managed"),
+        "generation=1\n"
+    );
+    assert!(
+        stored_messages(&backend, &id, "cannot persist the bundle") >= 1,
+        "{log}"
+    );
+    ns.free(&agent.config_dir());
+    let (code, log) = ns.run_once(&agent);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&managed).expect("managed"),
+        "generation=2\n"
+    );
+}
