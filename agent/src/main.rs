@@ -1,29 +1,13 @@
 //! `apiary-agent`: the device side of Apiary.
 
-mod bundle_store;
-mod command;
-mod config;
-mod cycle;
-mod enroll;
-mod expand;
-mod facts;
-mod lock;
-mod network;
-mod policies;
-mod reports;
-mod safe_fs;
-mod signals;
-mod system;
-mod template;
-mod transport;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use argh::FromArgs;
 
-use crate::config::Dirs;
+use apiary_agent::config::Dirs;
+use apiary_agent::{config, cycle, enroll, lock, signals};
 
 /// Apiary device agent: checks in with the backend, converges a signed bundle, reports.
 #[derive(FromArgs)]

@@ -193,6 +193,11 @@ impl ReportQueue {
         self.reports.len()
     }
 
+    /// True when every report has been acked.
+    pub fn is_empty(&self) -> bool {
+        self.reports.is_empty()
+    }
+
     /// Drops every report up to and including `seq`; tells of earlier drops once delivery works.
     pub fn ack(&mut self, seq: u64, now: u64) {
         let before = self.reports.len();
@@ -344,7 +349,7 @@ mod tests {
             q.push(r, 1);
         }
         let mut sent = 0;
-        while q.len() > 0 {
+        while !q.is_empty() {
             let batch = q.outgoing(MAX_PER_CHECKIN);
             assert!(!batch.is_empty());
             let request = CheckinRequest {

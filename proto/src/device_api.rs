@@ -104,6 +104,34 @@ pub struct EnrollRequest {
     pub facts: HostFacts,
 }
 
+/// Longest text field of an enrolment request (names and facts).
+pub const MAX_ENROLL_FIELD: usize = 256;
+
+impl EnrollRequest {
+    /// The checks the backend makes of a request's own fields (the signature and the key are
+    /// checked apart): bounded text without control characters, and sane network facts.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, value) in [
+            ("device_name", &self.device_name),
+            ("hostname", &self.facts.hostname),
+            ("os", &self.facts.os),
+            ("kernel", &self.facts.kernel),
+            ("arch", &self.facts.arch),
+            ("agent_version", &self.facts.agent_version),
+        ] {
+            if value.len() > MAX_ENROLL_FIELD || value.chars().any(char::is_control) {
+                return Err(format!(
+                    "{name} is longer than {MAX_ENROLL_FIELD} bytes or has control characters"
+                ));
+            }
+        }
+        if crate::hex::decode(&self.public_key).is_none() {
+            return Err("public_key is not hex".into());
+        }
+        NetInterface::validate_list(&self.facts.network).map_err(|e| format!("network facts: {e}"))
+    }
+}
+
 /// The body of `POST /v1/bootstrap`: an [`EnrollRequest`] signed by the device key.
 pub type SignedEnrollRequest = Envelope;
 
@@ -217,6 +245,31 @@ pub struct CheckinRequest {
     /// acknowledged them (and on the first check-in after a reboot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Vec<NetInterface>>,
+}
+
+/// Reports a check-in may carry; the agent sends at most `MAX_PER_CHECKIN` (200).
+pub const MAX_REPORTS_PER_CHECKIN: usize = 1000;
+/// Longest report queue id.
+pub const MAX_QUEUE_ID: usize = 64;
+
+impl CheckinRequest {
+    /// The checks that refuse a check-in outright (anything else is cut or dropped, so a
+    /// device's queue never wedges on one bad report).
+    pub fn validate(&self) -> Result<(), String> {
+        if (!self.reports.is_empty() && self.queue_id.is_empty())
+            || self.queue_id.len() > MAX_QUEUE_ID
+        {
+            return Err(format!(
+                "reports need a queue_id of 1 to {MAX_QUEUE_ID} characters"
+            ));
+        }
+        if self.reports.len() > MAX_REPORTS_PER_CHECKIN {
+            return Err(format!(
+                "at most {MAX_REPORTS_PER_CHECKIN} reports per check-in"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Answer to a check-in.

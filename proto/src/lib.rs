@@ -13,6 +13,7 @@ pub mod digest;
 pub mod hex;
 pub mod pem;
 pub mod policy;
+pub mod range;
 pub mod signed;
 #[cfg(feature = "tls-client")]
 pub mod tls_client;

@@ -16,8 +16,6 @@ use crate::state::{Shared, now};
 use crate::store::{CheckinOutcome, CheckinRecord};
 use crate::tls_server::ConnInfo;
 
-/// Reports accepted per check-in; the agent sends fewer and keeps the rest queued.
-const MAX_REPORTS: usize = 1000;
 const MAX_MESSAGE: usize = 8 * 1024;
 const MAX_OUTPUT: usize = 16 * 1024;
 
@@ -31,16 +29,7 @@ pub async fn checkin(
     let device = super::authenticated_device(&state, &conn).await?;
     let mut request: CheckinRequest =
         super::body::read_json(&headers, body, MAX_CHECKIN_BODY_BYTES).await?;
-    if (!request.reports.is_empty() && request.queue_id.is_empty()) || request.queue_id.len() > 64 {
-        return Err(ApiError::bad_request(
-            "reports need a queue_id of 1 to 64 characters",
-        ));
-    }
-    if request.reports.len() > MAX_REPORTS {
-        return Err(ApiError::bad_request(format!(
-            "at most {MAX_REPORTS} reports per check-in"
-        )));
-    }
+    request.validate().map_err(ApiError::bad_request)?;
     // Oversized reports are cut, not refused: a refused report would block the agent's queue.
     for r in &mut request.reports {
         truncate(&mut r.message, MAX_MESSAGE);

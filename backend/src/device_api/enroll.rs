@@ -16,7 +16,6 @@ use crate::state::{Shared, now};
 use crate::store::{Device, DeviceStatus, Enrolment, NewDevice};
 use crate::tls_server::ConnInfo;
 
-const MAX_FIELD: usize = 256;
 /// Devices one bootstrap key may have waiting for an operator: a leaked key cannot bury the
 /// pending list, and a factory batch still fits.
 pub const MAX_PENDING_PER_KEY: u64 = 1000;
@@ -35,27 +34,14 @@ pub async fn bootstrap(
     let request: EnrollRequest = envelope
         .parse_payload()
         .map_err(|e| ApiError::bad_request(format!("enrolment request: {e}")))?;
+    request
+        .validate()
+        .map_err(|e| ApiError::bad_request(format!("enrolment request: {e}")))?;
     let public_key = hex::decode(&request.public_key)
         .ok_or_else(|| ApiError::bad_request("public_key is not hex"))?;
     // Proof of possession: the request is signed by the key it enrols.
     signed::verify_ecdsa_p384(&envelope, &request.public_key)
         .map_err(|e| ApiError::bad_request(format!("enrolment signature: {e}")))?;
-    for (name, value) in [
-        ("device_name", &request.device_name),
-        ("hostname", &request.facts.hostname),
-        ("os", &request.facts.os),
-        ("kernel", &request.facts.kernel),
-        ("arch", &request.facts.arch),
-        ("agent_version", &request.facts.agent_version),
-    ] {
-        if value.len() > MAX_FIELD || value.chars().any(char::is_control) {
-            return Err(ApiError::bad_request(format!(
-                "{name} is longer than {MAX_FIELD} bytes or has control characters"
-            )));
-        }
-    }
-    apiary_proto::device_api::NetInterface::validate_list(&request.facts.network)
-        .map_err(|e| ApiError::bad_request(format!("network facts: {e}")))?;
 
     let key_hash = digest::sha256_hex(request.bootstrap_key.as_bytes());
     let key = match state.store.bootstrap_key_by_hash(&key_hash).await? {

@@ -1,0 +1,20 @@
+//! The Apiary agent as a library: everything `apiary-agent` (`main.rs`, a thin command line
+//! over [`cycle`] and [`enroll`]) runs, public so the fuzz targets under `fuzz/` can reach
+//! the parsers and renderers the agent feeds with what it receives.
+
+pub mod bundle_store;
+pub mod command;
+pub mod config;
+pub mod cycle;
+pub mod enroll;
+pub mod expand;
+pub mod facts;
+pub mod lock;
+pub mod network;
+pub mod policies;
+pub mod reports;
+pub mod safe_fs;
+pub mod signals;
+pub mod system;
+pub mod template;
+pub mod transport;

@@ -1,0 +1,4 @@
+server={{host}}
+port=1883
+{{#empty}}never{{/empty}}
+{{nested}}
