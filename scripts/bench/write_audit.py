@@ -3,19 +3,22 @@
 
     write_audit.py STRACE_LOG DIR [DIR ...]
 
-STRACE_LOG comes from `strace -f -e trace=openat,open,creat,write,pwrite64,writev,close,rename,renameat,renameat2 -o LOG`.
+STRACE_LOG comes from `strace -f -y -e trace=openat,open,creat,write,pwrite64,writev,close,rename,renameat,renameat2 -o LOG`.
 Prints one JSON object: {DIR: {"bytes": n, "files": [paths written]}}.
 A file counts when it was opened for writing under DIR; every byte written to its descriptor
-is summed, so temporary files renamed into place count too.
+is summed, so temporary files renamed into place count too. `-y` makes strace print the
+path of each descriptor, which is what places a file opened relative to a directory
+descriptor (`openat(dirfd, name)`, as the agent's safe_fs does for every file).
 """
 import json
 import os
 import re
 import sys
 
-OPEN = re.compile(r'^(\d+)\s+(?:openat\([^,]+,\s*|open\(|creat\()"([^"]+)",\s*([A-Z_|]+)[^=]*=\s*(\d+)')
-WRITE = re.compile(r'^(\d+)\s+(?:write|pwrite64|writev)\((\d+),.*=\s*(\d+)\s*$')
-CLOSE = re.compile(r'^(\d+)\s+close\((\d+)\)')
+# The opened file's own path comes from `-y`'s annotation of the returned descriptor.
+OPEN = re.compile(r'^(\d+)\s+(openat|open|creat)\((.*)\)\s*=\s*(\d+)<([^>]+)>')
+WRITE = re.compile(r'^(\d+)\s+(?:write|pwrite64|writev)\((\d+)(?:<[^>]*>)?,.*=\s*(\d+)\s*$')
+CLOSE = re.compile(r'^(\d+)\s+close\((\d+)(?:<[^>]*>)?\)')
 
 
 def main():
@@ -27,8 +30,8 @@ def main():
         for line in f:
             m = OPEN.match(line)
             if m:
-                pid, path, flags, fd = m.groups()
-                if ("O_WRONLY" in flags or "O_RDWR" in flags or "O_CREAT" in flags):
+                pid, call, args, fd, path = m.groups()
+                if call == "creat" or any(f in args for f in ("O_WRONLY", "O_RDWR", "O_CREAT")):
                     full = os.path.realpath(os.path.join(cwd, path))
                     for d in dirs:
                         if full.startswith(d + os.sep):
