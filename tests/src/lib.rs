@@ -185,6 +185,19 @@ impl Backend {
     }
 
     /// Runs the CLI with `--json` and parses the output.
+    /// A new bootstrap key that approves its devices into `group` without an operator.
+    pub fn auto_accept_key(&self, group: &str) -> String {
+        self.cli_ok(&[
+            "bootstrap-keys",
+            "create",
+            "--group",
+            group,
+            "--auto-accept",
+        ])
+        .trim()
+        .to_string()
+    }
+
     pub fn cli_json(&self, args: &[&str]) -> Value {
         let mut args = args.to_vec();
         args.push("--json");

@@ -26,16 +26,7 @@ fn status(backend: &Backend, id: &str) -> String {
 #[test]
 fn a_rejection_holds_until_an_operator_approves_or_deletes_the_device() {
     let backend = Backend::start();
-    let key = backend
-        .cli_ok(&[
-            "bootstrap-keys",
-            "create",
-            "--group",
-            "/auto",
-            "--auto-accept",
-        ])
-        .trim()
-        .to_string();
+    let key = backend.auto_accept_key("/auto");
     let agent = Agent::new("turncoat");
     assert!(bootstrap(&backend, &agent, &key).status.success());
     let id = backend.cli_json(&["devices", "list"])[0]["id"]
@@ -147,16 +138,7 @@ fn the_pending_list_is_paged() {
 #[test]
 fn the_key_comes_from_a_file_or_the_environment_and_only_once() {
     let backend = Backend::start();
-    let key = backend
-        .cli_ok(&[
-            "bootstrap-keys",
-            "create",
-            "--group",
-            "/auto",
-            "--auto-accept",
-        ])
-        .trim()
-        .to_string();
+    let key = backend.auto_accept_key("/auto");
     let ca = backend.data_dir().join("ca.crt");
     let run = |agent: &Agent, args: &[&str], env: Option<&str>| {
         let mut cmd = agent.command();

@@ -28,19 +28,6 @@ fn bootstrap(backend: &Backend, agent: &Agent, key: &str) {
     );
 }
 
-fn auto_key(backend: &Backend, group: &str) -> String {
-    backend
-        .cli_ok(&[
-            "bootstrap-keys",
-            "create",
-            "--group",
-            group,
-            "--auto-accept",
-        ])
-        .trim()
-        .to_string()
-}
-
 /// A policy that reports on every run: a watched process that never runs, whose command
 /// succeeds.
 fn report_every_run(backend: &Backend, group: &str, items: usize) {
@@ -115,7 +102,7 @@ fn a_backend_killed_under_fifty_agents_loses_and_doubles_no_report() {
     const AGENTS: usize = 50;
     const RUNS: usize = 6;
     let mut backend = Backend::start();
-    let key = auto_key(&backend, "/fleet");
+    let key = backend.auto_accept_key("/fleet");
     report_every_run(&backend, "/fleet", 1);
     let agents: Vec<Agent> = (0..AGENTS)
         .map(|i| Agent::new(&format!("fleet-{i}")))
@@ -169,7 +156,7 @@ fn a_backend_killed_under_fifty_agents_loses_and_doubles_no_report() {
 #[test]
 fn an_agent_killed_anywhere_in_a_converge_never_leaves_a_partial_file_or_a_lost_report() {
     let backend = Backend::start();
-    let key = auto_key(&backend, "/killed");
+    let key = backend.auto_accept_key("/killed");
     let agent = Agent::new("killed");
     bootstrap(&backend, &agent, &key);
     // Two generations of large files, alternated, so each run rewrites every one.
@@ -239,7 +226,7 @@ fn an_agent_killed_anywhere_in_a_converge_never_leaves_a_partial_file_or_a_lost_
 #[test]
 fn a_long_outage_keeps_the_queue_bounded_and_counts_what_it_dropped() {
     let mut backend = Backend::start();
-    let key = auto_key(&backend, "/outage");
+    let key = backend.auto_accept_key("/outage");
     // 50 reports a run: the queue's 1000 fill in 20 runs.
     report_every_run(&backend, "/outage", 50);
     let agent = Agent::new("outage");
@@ -424,7 +411,7 @@ fn point_at(agent: &Agent, port: u16) {
 #[test]
 fn a_hostile_server_gets_bounded_time_and_memory_and_the_last_bundle_stays() {
     let backend = Backend::start();
-    let key = auto_key(&backend, "/hostile");
+    let key = backend.auto_accept_key("/hostile");
     let agent = Agent::new("hostile");
     bootstrap(&backend, &agent, &key);
     // A template: its source is cached on the device, so it is enforced offline too.
@@ -567,7 +554,7 @@ fn stored_messages(backend: &Backend, device: &str, like: &str) -> i64 {
 #[ignore = "needs root for a mount namespace of its own; scripts/test runs it"]
 fn full_state_and_config_dirs_keep_the_agent_enforcing_the_last_good_bundle() {
     let backend = Backend::start();
-    let key = auto_key(&backend, "/full");
+    let key = backend.auto_accept_key("/full");
     let agent = Agent::new("full");
     bootstrap(&backend, &agent, &key);
     let managed = agent.root("etc/managed.conf");

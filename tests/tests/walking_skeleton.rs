@@ -242,16 +242,7 @@ fn start_converges_at_once_and_stops_cleanly_on_sigterm() {
 #[test]
 fn auto_accept_keys_enrol_without_an_operator_and_revoked_keys_do_not() {
     let backend = Backend::start();
-    let key = backend
-        .cli_ok(&[
-            "bootstrap-keys",
-            "create",
-            "--group",
-            "/auto",
-            "--auto-accept",
-        ])
-        .trim()
-        .to_string();
+    let key = backend.auto_accept_key("/auto");
     let agent = Agent::new("auto-1");
     let ca = backend.data_dir().join("ca.crt");
     let out = agent
