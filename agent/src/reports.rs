@@ -23,12 +23,6 @@ const SEQ_WIDTH: usize = 16 + 1 + SEQ_DIGITS + 1;
 /// Reports sent in one check-in; the rest follow in later ones.
 pub const MAX_PER_CHECKIN: usize = 200;
 
-fn now_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// A new report, before it gets its sequence number.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewReport {
@@ -91,11 +85,9 @@ impl ReportQueue {
             .ok()
             .flatten()
             .and_then(|text| {
-                text.trim()
-                    .split_once(' ')
-                    .map(|(id, n)| (id.to_string(), n.parse::<u64>()))
-            })
-            .and_then(|(id, n)| (id == queue.queue_id).then_some(n.ok()).flatten());
+                let (id, next) = text.trim().split_once(' ')?;
+                (id == queue.queue_id).then(|| next.parse::<u64>().ok())?
+            });
         if let Some(next) = high_water.filter(|&n| n > queue.next_seq) {
             queue.next_seq = next;
             queue.dirty = true;
@@ -168,7 +160,7 @@ impl ReportQueue {
                         output: None,
                         bundle_serial: None,
                     },
-                    now_seconds(),
+                    crate::cycle::now(),
                 );
             }
             // Whatever the queue file says, no number handed out so far may come again.

@@ -175,6 +175,13 @@ impl Dir {
     /// Opens the regular file `name` for reading; `None` if absent. Anything else is refused
     /// without being opened for reading (a FIFO, a device, a symlink).
     pub fn open_file(&self, name: &str) -> Result<Option<(File, Metadata)>> {
+        self.open_regular(name, libc::O_RDONLY)
+    }
+
+    /// Opens the regular file `name` with `access` (`O_RDONLY` or `O_WRONLY`, never
+    /// creating or truncating); `None` if absent. It is looked at before it is opened, never
+    /// through a link, without blocking on a FIFO, and must still be the same inode once open.
+    fn open_regular(&self, name: &str, access: i32) -> Result<Option<(File, Metadata)>> {
         let Some(before) = self.stat(name)? else {
             return Ok(None);
         };
@@ -185,7 +192,7 @@ impl Dir {
             });
         }
         let file = self
-            .open_at(name, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY, 0)
+            .open_at(name, access | libc::O_NONBLOCK | libc::O_NOCTTY, 0)
             .map_err(|e| SafeFsError::io(self.join(name), e))?;
         let meta = self.checked_same(name, &file, &before)?;
         Ok(Some((file, meta)))
@@ -545,22 +552,12 @@ pub fn overwrite_in_place(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::os::unix::fs::FileExt;
     let (parent, name) = split(path)?;
     let dir = Dir::open(parent)?;
-    let Some(before) = dir.stat(name)? else {
+    let Some((file, meta)) = dir.open_regular(name, libc::O_WRONLY)? else {
         return Err(SafeFsError::io(path, io::ErrorKind::NotFound.into()));
     };
-    if !before.file_type().is_file() {
-        return Err(SafeFsError::NotRegular {
-            path: path.to_path_buf(),
-            kind: kind_of(&before),
-        });
-    }
-    if before.len() != bytes.len() as u64 {
+    if meta.len() != bytes.len() as u64 {
         return Err(SafeFsError::io(path, io::ErrorKind::InvalidData.into()));
     }
-    let file = dir
-        .open_at(name, libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY, 0)
-        .map_err(|e| SafeFsError::io(path, e))?;
-    dir.checked_same(name, &file, &before)?;
     file.write_all_at(bytes, 0)
         .map_err(|e| SafeFsError::io(path, e))
 }

@@ -88,7 +88,9 @@ pub fn system_roots() -> Option<Vec<u8>> {
         .find_map(|path| std::fs::read(path).ok())
 }
 
-fn provider(suites: Suites) -> Arc<rustls::crypto::CryptoProvider> {
+/// The ring provider with the suites `suites` offers (what [`config`] builds on; public for
+/// clients that drive rustls directly, such as the device simulator).
+pub fn provider(suites: Suites) -> Arc<rustls::crypto::CryptoProvider> {
     use rustls::crypto::ring::cipher_suite::{
         TLS13_AES_128_GCM_SHA256, TLS13_CHACHA20_POLY1305_SHA256,
     };

@@ -1,5 +1,5 @@
 //! One HTTPS request per TLS connection, as a device makes them: TLS 1.3 only with the
-//! agent's suite order, the backend's CA pinned, the device's certificate, and a session
+//! agent's suites, the backend's CA pinned, the device's certificate, and a session
 //! store of one ticket per device when resuming.
 
 use std::io::{Read, Write};
@@ -50,17 +50,8 @@ impl Target {
                 .add(cert)
                 .map_err(|e| format!("{}: {e}", ca.display()))?;
         }
-        use rustls::crypto::ring::cipher_suite::{
-            TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384, TLS13_CHACHA20_POLY1305_SHA256,
-        };
-        let provider = Arc::new(CryptoProvider {
-            cipher_suites: vec![
-                TLS13_AES_128_GCM_SHA256,
-                TLS13_AES_256_GCM_SHA384,
-                TLS13_CHACHA20_POLY1305_SHA256,
-            ],
-            ..rustls::crypto::ring::default_provider()
-        });
+        // The agent's own suites, from the code the agent builds its TLS with.
+        let provider = apiary_proto::tls_client::provider(apiary_proto::tls_client::Suites::Tls13);
         Ok(Self {
             host,
             addr,
@@ -101,8 +92,28 @@ impl Target {
         Ok(Arc::new(config))
     }
 
+    /// `POST path` with `request` as JSON on a new connection; a 200 answer parsed as `T`,
+    /// anything else an error naming `what` was asked.
+    pub fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        config: &Arc<ClientConfig>,
+        path: &str,
+        request: &impl serde::Serialize,
+        what: &str,
+    ) -> Result<T, String> {
+        let body = serde_json::to_vec(request).expect("a request serialises");
+        let (status, answer) = self.post(config, path, &body)?;
+        if status != 200 {
+            return Err(format!(
+                "{what} answered {status}: {}",
+                String::from_utf8_lossy(&answer)
+            ));
+        }
+        serde_json::from_slice(&answer).map_err(|e| format!("{what} answer: {e}"))
+    }
+
     /// `POST path` with a JSON `body` on a new connection; the status and the answer's body.
-    pub fn post(
+    fn post(
         &self,
         config: &Arc<ClientConfig>,
         path: &str,

@@ -87,16 +87,12 @@ fn enrol_one(
         },
     };
     let envelope = key.sign(&request).map_err(|_| "signing failed")?;
-    let body = serde_json::to_vec(&envelope).expect("an envelope serialises");
-    let (status, answer) = target.post(config, apiary_proto::paths::BOOTSTRAP, &body)?;
-    if status != 200 {
-        return Err(format!(
-            "enrolment answered {status}: {}",
-            String::from_utf8_lossy(&answer)
-        ));
-    }
-    let answer: EnrollStatus =
-        serde_json::from_slice(&answer).map_err(|e| format!("enrolment answer: {e}"))?;
+    let answer: EnrollStatus = target.post_json(
+        config,
+        apiary_proto::paths::BOOTSTRAP,
+        &envelope,
+        "enrolment",
+    )?;
     match (answer.state, answer.credentials) {
         (EnrollState::Approved, Some(credentials)) => Ok(SimDevice {
             id,

@@ -173,16 +173,12 @@ fn checkin(target: &Target, device: &Live, reports: usize) -> Result<(), String>
         reports,
         ..CheckinRequest::default()
     };
-    let body = serde_json::to_vec(&request).expect("a check-in serialises");
-    let (status, answer) = target.post(&device.config, apiary_proto::paths::CHECKIN, &body)?;
-    if status != 200 {
-        return Err(format!(
-            "check-in answered {status}: {}",
-            String::from_utf8_lossy(&answer)
-        ));
-    }
-    let answer: CheckinResponse =
-        serde_json::from_slice(&answer).map_err(|e| format!("check-in answer: {e}"))?;
+    let answer: CheckinResponse = target.post_json(
+        &device.config,
+        apiary_proto::paths::CHECKIN,
+        &request,
+        "check-in",
+    )?;
     if let Some(bundle) = answer.bundle {
         *device.bundle_hash.lock().expect("not poisoned") = Some(bundle.payload_hash());
     }

@@ -185,6 +185,19 @@ impl Backend {
     }
 
     /// Runs the CLI with `--json` and parses the output.
+    /// `apiary-agent bootstrap -k KEY` of `agent` against this backend, as its own name, run
+    /// to the end (with an auto-accepting key it does not wait).
+    pub fn bootstrap_with_key(&self, agent: &Agent, key: &str) -> Output {
+        agent
+            .command()
+            .args(["bootstrap", "-k", key, "--server", &self.device_url])
+            .args(["--device-name", &agent.name])
+            .arg("--ca-cert")
+            .arg(self.data_dir().join("ca.crt"))
+            .output()
+            .expect("the agent runs")
+    }
+
     /// A new bootstrap key that approves its devices into `group` without an operator.
     pub fn auto_accept_key(&self, group: &str) -> String {
         self.cli_ok(&[

@@ -2,19 +2,7 @@
 //! with an auto-accepting key and its identity wiped), until an operator approves or deletes
 //! the device; deleting forgets it.
 
-use std::process::Output;
-
 use apiary_tests::{Agent, Backend};
-
-fn bootstrap(backend: &Backend, agent: &Agent, key: &str) -> Output {
-    agent
-        .command()
-        .args(["bootstrap", "-k", key, "--server", &backend.device_url])
-        .arg("--ca-cert")
-        .arg(backend.data_dir().join("ca.crt"))
-        .output()
-        .expect("the agent runs")
-}
 
 fn status(backend: &Backend, id: &str) -> String {
     backend.device(id)["status"]
@@ -28,7 +16,7 @@ fn a_rejection_holds_until_an_operator_approves_or_deletes_the_device() {
     let backend = Backend::start();
     let key = backend.auto_accept_key("/auto");
     let agent = Agent::new("turncoat");
-    assert!(bootstrap(&backend, &agent, &key).status.success());
+    assert!(backend.bootstrap_with_key(&agent, &key).status.success());
     let id = backend.cli_json(&["devices", "list"])[0]["id"]
         .as_str()
         .expect("an id")
@@ -44,7 +32,7 @@ fn a_rejection_holds_until_an_operator_approves_or_deletes_the_device() {
 
     // Wiping its identity and enrolling again with the same device key changes nothing.
     std::fs::remove_file(agent.config_dir().join("agent.json")).expect("agent.json exists");
-    let again = bootstrap(&backend, &agent, &key);
+    let again = backend.bootstrap_with_key(&agent, &key);
     let err = String::from_utf8_lossy(&again.stderr);
     assert!(!again.status.success(), "{err}");
     assert!(err.contains("rejected"), "{err}");
@@ -53,7 +41,7 @@ fn a_rejection_holds_until_an_operator_approves_or_deletes_the_device() {
 
     // The operator reverses the rejection: a new certificate, and the device is back.
     backend.cli_ok(&["devices", "approve", &id]);
-    assert!(bootstrap(&backend, &agent, &key).status.success());
+    assert!(backend.bootstrap_with_key(&agent, &key).status.success());
     assert_eq!(agent.run_once().0, 0);
 
     // Deleting forgets it: check-ins fail, enrolling again is a new request.
@@ -71,7 +59,7 @@ fn a_rejection_holds_until_an_operator_approves_or_deletes_the_device() {
     let audit = backend.cli_ok(&["audit"]);
     assert!(audit.contains("device.delete"), "{audit}");
     std::fs::remove_file(agent.config_dir().join("agent.json")).expect("agent.json exists");
-    assert!(bootstrap(&backend, &agent, &key).status.success());
+    assert!(backend.bootstrap_with_key(&agent, &key).status.success());
     assert_eq!(
         status(&backend, &id),
         "approved",

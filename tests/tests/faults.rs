@@ -13,14 +13,7 @@ use serde_json::{Value, json};
 
 /// Enrols `agent` with an auto-accepting `key`.
 fn bootstrap(backend: &Backend, agent: &Agent, key: &str) {
-    let out = agent
-        .command()
-        .args(["bootstrap", "-k", key, "--server", &backend.device_url])
-        .args(["--device-name", &agent.name])
-        .arg("--ca-cert")
-        .arg(backend.data_dir().join("ca.crt"))
-        .output()
-        .expect("the agent runs");
+    let out = backend.bootstrap_with_key(agent, key);
     assert!(
         out.status.success(),
         "{}",
@@ -259,17 +252,9 @@ fn a_long_outage_keeps_the_queue_bounded_and_counts_what_it_dropped() {
 
     backend.restart();
     let told = format!("{dropped} reports were dropped because the queue of 1000 was full");
-    let db = rusqlite::Connection::open(backend.data_dir().join("apiary.db")).expect("db");
+    let id = device_id(&agent);
     let mut runs = 0;
-    while db
-        .query_row(
-            "SELECT count(*) FROM reports WHERE message LIKE ?1",
-            [format!("{told}%")],
-            |r| r.get::<_, i64>(0),
-        )
-        .expect("count")
-        == 0
-    {
+    while reports_like(&backend, &id, &format!("{told}%")) == 0 {
         let (code, log) = agent.run_once();
         assert_eq!(code, 0, "{log}");
         runs += 1;
@@ -540,11 +525,17 @@ impl Drop for MountNs {
     }
 }
 
-fn stored_messages(backend: &Backend, device: &str, like: &str) -> i64 {
+/// Reports of `device` whose message contains `text`.
+fn stored_messages(backend: &Backend, device: &str, text: &str) -> i64 {
+    reports_like(backend, device, &format!("%{text}%"))
+}
+
+/// Reports of `device` whose message matches the SQL `LIKE` pattern.
+fn reports_like(backend: &Backend, device: &str, pattern: &str) -> i64 {
     let db = rusqlite::Connection::open(backend.data_dir().join("apiary.db")).expect("db");
     db.query_row(
         "SELECT count(*) FROM reports WHERE device_id = ?1 AND message LIKE ?2",
-        [device, &format!("%{like}%")],
+        [device, pattern],
         |r| r.get(0),
     )
     .expect("count")

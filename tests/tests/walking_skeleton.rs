@@ -245,21 +245,7 @@ fn auto_accept_keys_enrol_without_an_operator_and_revoked_keys_do_not() {
     let key = backend.auto_accept_key("/auto");
     let agent = Agent::new("auto-1");
     let ca = backend.data_dir().join("ca.crt");
-    let out = agent
-        .command()
-        .args([
-            "bootstrap",
-            "-k",
-            &key,
-            "--server",
-            &backend.device_url,
-            "--device-name",
-            "auto-1",
-        ])
-        .arg("--ca-cert")
-        .arg(&ca)
-        .output()
-        .unwrap();
+    let out = backend.bootstrap_with_key(&agent, &key);
     assert!(
         out.status.success(),
         "{}",
