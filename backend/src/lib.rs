@@ -15,6 +15,7 @@ pub mod pki;
 pub mod secrets;
 pub mod server;
 pub mod service;
+pub mod session_cache;
 pub mod state;
 pub mod store;
 pub mod tls_server;

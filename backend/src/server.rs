@@ -55,6 +55,9 @@ pub struct DeviceLimitArgs {
     /// Seconds a device connection may move no byte before it is closed
     #[arg(long, default_value_t = ConnLimits::default().idle_timeout.as_secs())]
     pub device_idle_timeout: u64,
+    /// TLS sessions kept for resumption, one per device (about 700 B each once used)
+    #[arg(long, default_value_t = crate::session_cache::DEFAULT_CAPACITY)]
+    pub device_sessions: usize,
 }
 
 impl DeviceLimitArgs {
@@ -136,6 +139,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         &data.server.cert_pem,
         &data.server.key_pem,
         &data.authority.cert_pem,
+        opts.device_limits.device_sessions,
     )?;
     let state = Arc::new(AppState {
         store: data.shared_store(),
@@ -205,9 +209,25 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     tokio::select! {
         _ = operator => {}
         _ = tls_server::serve(device_listener, device_tls, device_app, opts.device_limits.limits()) => {}
+        _ = write_checkin_times(state.store.clone()) => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
+    if let Err(e) = state.store.flush_checkins().await {
+        tracing::error!("check-in times of the last second not written: {e}");
+    }
     Ok(())
+}
+
+/// Writes idle check-ins' times once a second (see `Store::touch_checkin`).
+async fn write_checkin_times(store: Arc<dyn crate::store::Store>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.flush_checkins().await {
+            tracing::warn!("writing check-in times (kept for the next try): {e}");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -11,7 +11,7 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
-use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -20,6 +20,7 @@ use tower::ServiceExt;
 
 use crate::conn_limits::{ConnLimits, Gate, IdleTimeout};
 use crate::pki::PeerCertificate;
+use crate::session_cache::SessionCache;
 
 /// Who is on the other end of a connection.
 #[derive(Clone, Debug)]
@@ -74,6 +75,7 @@ pub fn device_config(
     cert_pem: &str,
     key_pem: &str,
     ca_pem: &str,
+    sessions: usize,
 ) -> Result<Arc<ServerConfig>, TlsConfigError> {
     let (certs, key) = certs_and_key(cert_pem, key_pem)?;
     let mut roots = rustls::RootCertStore::empty();
@@ -93,7 +95,7 @@ pub fn device_config(
         .with_single_cert(certs, key)
         .map_err(|e| TlsConfigError(e.to_string()))?;
     // Stateful resumption: a fleet's sessions stay here, so tickets sent to devices stay tiny.
-    config.session_storage = ServerSessionMemoryCache::new(64 * 1024);
+    config.session_storage = Arc::new(SessionCache::new(sessions));
     // A device makes one connection per cycle and needs one ticket for the next.
     config.send_tls13_tickets = 1;
     config.ignore_client_order = true;

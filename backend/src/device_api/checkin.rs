@@ -1,5 +1,7 @@
 //! The check-in: reports in, acks and (only if it changed) the bundle out.
 
+use std::net::IpAddr;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Extension, State};
@@ -37,50 +39,90 @@ pub async fn checkin(
             truncate(o, MAX_OUTPUT);
         }
     }
-    let outcome = rollout_outcome(&request.reports);
     let now = now();
+    let remote_ip = conn.remote.ip();
+    let repeat = request.reports.is_empty()
+        && request.network.is_none()
+        && request.agent_version.is_none()
+        && device
+            .state
+            .repeats_last(request.bundle_hash.as_deref(), remote_ip);
+    let ack_seq = if repeat {
+        // Nothing to record but the time: no database on this path.
+        state.store.touch_checkin(&device.id, now);
+        None
+    } else {
+        record(&state, &device.id, &mut request, remote_ip, now).await?
+    };
+    let bundle = match &device.state.current_bundle {
+        Some(hash) if request.bundle_hash.as_deref() != Some(hash.as_str()) => {
+            current_envelope(&state, &device.id, request.bundle_hash.as_deref()).await?
+        }
+        _ => None,
+    };
+    Ok(Json(CheckinResponse { bundle, ack_seq }))
+}
+
+/// Stores the check-in's reports and what it says; returns the acknowledged report seq.
+async fn record(
+    state: &Shared,
+    device_id: &str,
+    request: &mut CheckinRequest,
+    remote_ip: IpAddr,
+    now: i64,
+) -> Result<Option<u64>, ApiError> {
+    let outcome = rollout_outcome(&request.reports);
     let ack_seq = if request.reports.is_empty() {
         None
     } else {
+        let reports = std::mem::take(&mut request.reports);
         state
             .store
-            .insert_reports(&device.id, &request.queue_id, request.reports, now)
+            .insert_reports(device_id, &request.queue_id, reports, now)
             .await?
     };
     // Bad network facts are dropped, not refused: refusing would hold back the reports.
     let network = request.network.take().filter(|list| {
         NetInterface::validate_list(list)
-            .map_err(|e| tracing::warn!("device {}: network facts dropped: {e}", device.id))
+            .map_err(|e| tracing::warn!("device {device_id}: network facts dropped: {e}"))
             .is_ok()
     });
     state
         .store
         .record_checkin(
-            &device.id,
+            device_id,
             now,
             CheckinRecord {
                 agent_version: request.agent_version.take(),
                 applied_hash: request.bundle_hash.clone(),
-                remote_ip: conn.remote.ip().to_string(),
+                remote_ip: remote_ip.to_string(),
                 network,
                 outcome,
             },
         )
         .await?;
+    Ok(ack_seq)
+}
 
-    let bundle = match state.store.current_bundle(&device.id).await? {
-        Some(b) if request.bundle_hash.as_deref() != Some(b.hash.as_str()) => {
-            let envelope = state
-                .secrets
-                .load_envelope(&b.envelope)
-                .map_err(|e| ApiError::internal(format!("stored bundle of {}: {e}", device.id)))?;
-            Some(serde_json::from_str::<Envelope>(&envelope).map_err(|e| {
-                ApiError::internal(format!("stored bundle of {} is corrupt: {e}", device.id))
-            })?)
-        }
-        _ => None,
+/// The device's current bundle, unless it is the one the device has.
+async fn current_envelope(
+    state: &Shared,
+    device_id: &str,
+    applied: Option<&str>,
+) -> Result<Option<Envelope>, ApiError> {
+    let Some(b) = state.store.current_bundle(device_id).await? else {
+        return Ok(None);
     };
-    Ok(Json(CheckinResponse { bundle, ack_seq }))
+    if applied == Some(b.hash.as_str()) {
+        return Ok(None);
+    }
+    let envelope = state
+        .secrets
+        .load_envelope(&b.envelope)
+        .map_err(|e| ApiError::internal(format!("stored bundle of {device_id}: {e}")))?;
+    serde_json::from_str::<Envelope>(&envelope)
+        .map(Some)
+        .map_err(|e| ApiError::internal(format!("stored bundle of {device_id} is corrupt: {e}")))
 }
 
 /// What the reports say about bundles: errors per bundle serial, and refused bundles (the

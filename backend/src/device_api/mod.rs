@@ -21,29 +21,39 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// An approved device, identified by its current certificate.
+pub(crate) struct AuthenticatedDevice {
+    pub id: String,
+    pub state: crate::store::CheckinState,
+}
+
 /// The approved device behind a connection's client certificate.
 pub(crate) async fn authenticated_device(
     state: &Shared,
     conn: &crate::tls_server::ConnInfo,
-) -> Result<crate::store::Device, crate::error::ApiError> {
+) -> Result<AuthenticatedDevice, crate::error::ApiError> {
     use crate::error::ApiError;
     let peer = conn
         .peer
         .as_ref()
         .ok_or_else(|| ApiError::unauthorized("a device certificate is required"))?;
+    // Only the certificate issued at approval counts: a rejected device's old one is dead.
+    if let Some(current) = state.store.checkin_state(&peer.device_id).await?
+        && current.cert_fingerprint == peer.fingerprint
+    {
+        return Ok(AuthenticatedDevice {
+            id: peer.device_id.clone(),
+            state: current,
+        });
+    }
+    // Refused: one more query, for a message that says why.
     let device =
         state.store.device(&peer.device_id).await?.ok_or_else(|| {
             ApiError::forbidden(format!("device {} is not enrolled", peer.device_id))
         })?;
-    // Only the certificate issued at approval counts: a rejected device's old one is dead.
-    let current = device.status == crate::store::DeviceStatus::Approved
-        && device.cert_fingerprint.as_deref() == Some(peer.fingerprint.as_str());
-    if !current {
-        return Err(ApiError::forbidden(format!(
-            "device {} is {} or presents a superseded certificate",
-            device.id,
-            device.status.as_str()
-        )));
-    }
-    Ok(device)
+    Err(ApiError::forbidden(format!(
+        "device {} is {} or presents a superseded certificate",
+        device.id,
+        device.status.as_str()
+    )))
 }

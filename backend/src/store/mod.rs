@@ -7,8 +7,11 @@ use apiary_proto::device_api::{HostFacts, Level, Report};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub mod checkin_cache;
 pub mod fleet_view;
 pub mod operators;
+
+pub use checkin_cache::{CheckinState, RecordedCheckin};
 pub mod sqlite;
 
 /// Unix seconds.
@@ -386,6 +389,15 @@ pub trait Store: operators::OperatorStore + fleet_view::FleetView + Send + Sync 
     ) -> Result<(), StoreError>;
     /// Every device in a commit's rollout.
     async fn rollout(&self, commit_id: i64) -> Result<Vec<RolloutEntry>, StoreError>;
+
+    /// What an approved device's check-in needs (`None`: not enrolled, not approved, or no
+    /// certificate). Served from memory after the first call; see [`checkin_cache`].
+    async fn checkin_state(&self, device_id: &str) -> Result<Option<CheckinState>, StoreError>;
+    /// Notes the time of an idle check-in that repeats the last recorded one; written by the
+    /// next [`Store::flush_checkins`] (a crash loses at most the times since the last one).
+    fn touch_checkin(&self, device_id: &str, now: Timestamp);
+    /// Writes the noted check-in times; returns how many were noted.
+    async fn flush_checkins(&self) -> Result<usize, StoreError>;
 
     // Bundles.
     async fn current_bundle(&self, device_id: &str) -> Result<Option<StoredBundle>, StoreError>;

@@ -7,6 +7,7 @@ use apiary_proto::device_api::{HostFacts, Level, Report};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::checkin_cache::{CheckinCache, CheckinState, RecordedCheckin};
 use super::*;
 
 mod fleet_view;
@@ -17,6 +18,7 @@ mod operators;
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    checkins: Arc<CheckinCache>,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -44,6 +46,7 @@ impl SqliteStore {
         migrations::apply(&conn, path)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            checkins: Arc::default(),
         })
     }
 
@@ -457,6 +460,7 @@ impl Store for SqliteStore {
     }
 
     async fn enroll_device(&self, d: NewDevice) -> Result<Enrolment, StoreError> {
+        let cache = self.checkins.clone();
         self.with(move |c| {
             let tx = c.transaction()?;
             tx.execute(
@@ -494,6 +498,7 @@ impl Store for SqliteStore {
             }
             let row = tx.query_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"), [&d.id], device_row)?;
             tx.commit()?;
+            cache.invalidate(&d.id);
             finish_device(row).map(|d| Enrolment::Recorded(Box::new(d)))
         })
         .await
@@ -539,11 +544,13 @@ impl Store for SqliteStore {
             cert_pem.to_string(),
             fingerprint.to_string(),
         );
+        let cache = self.checkins.clone();
         self.with(move |c| {
             c.execute(
                 "UPDATE devices SET status = 'approved', cert_pem = ?2, cert_fingerprint = ?3, approved_at = ?4 WHERE id = ?1",
                 params![id, cert_pem, fingerprint, now],
             )?;
+            cache.invalidate(&id);
             Ok(())
         })
         .await
@@ -551,11 +558,13 @@ impl Store for SqliteStore {
 
     async fn reject_device(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_string();
+        let cache = self.checkins.clone();
         self.with(move |c| {
             c.execute(
                 "UPDATE devices SET status = 'rejected', cert_pem = NULL, cert_fingerprint = NULL WHERE id = ?1",
-                [id],
+                [&id],
             )?;
+            cache.invalidate(&id);
             Ok(())
         })
         .await
@@ -563,6 +572,7 @@ impl Store for SqliteStore {
 
     async fn delete_device(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_string();
+        let cache = self.checkins.clone();
         self.with(move |c| {
             let tx = c.transaction()?;
             for table in ["bundle_files", "bundles", "reports", "rollouts"] {
@@ -570,6 +580,7 @@ impl Store for SqliteStore {
             }
             let deleted = tx.execute("DELETE FROM devices WHERE id = ?1", [&id])? > 0;
             tx.commit()?;
+            cache.invalidate(&id);
             Ok(deleted)
         })
         .await
@@ -590,6 +601,12 @@ impl Store for SqliteStore {
             outcome,
         } = checkin;
         let network = network.as_ref().map(json);
+        let recorded = remote_ip.parse().ok().map(|ip| RecordedCheckin {
+            applied_hash: applied_hash.clone(),
+            remote_ip: ip,
+            settled: outcome.errors.is_empty() && outcome.refused.is_empty(),
+        });
+        let cache = self.checkins.clone();
         self.with(move |c| {
             let tx = c.transaction()?;
             let applied = match &applied_hash {
@@ -642,6 +659,9 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit()?;
+            if let Some(recorded) = recorded {
+                cache.record(&id, recorded);
+            }
             Ok(())
         })
         .await
@@ -703,11 +723,86 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn checkin_state(&self, device_id: &str) -> Result<Option<CheckinState>, StoreError> {
+        if let Some(state) = self.checkins.get(device_id) {
+            return Ok(Some(state));
+        }
+        let (id, cache) = (device_id.to_string(), self.checkins.clone());
+        self.with(move |c| {
+            let epoch = cache.epoch();
+            let fingerprint: Option<String> = c
+                .query_row(
+                    "SELECT cert_fingerprint FROM devices WHERE id = ?1 AND status = 'approved'",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            let Some(cert_fingerprint) = fingerprint else {
+                return Ok(None);
+            };
+            let current_bundle = c
+                .query_row(
+                    "SELECT hash FROM bundles WHERE device_id = ?1 ORDER BY serial DESC LIMIT 1",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let state = CheckinState {
+                cert_fingerprint,
+                current_bundle,
+                recorded: None,
+            };
+            cache.insert(&id, &state, epoch);
+            Ok(Some(state))
+        })
+        .await
+    }
+
+    fn touch_checkin(&self, device_id: &str, now: Timestamp) {
+        self.checkins.touch(device_id, now);
+    }
+
+    async fn flush_checkins(&self) -> Result<usize, StoreError> {
+        let touched = self.checkins.take_touched();
+        if touched.is_empty() {
+            return Ok(0);
+        }
+        let cache = self.checkins.clone();
+        self.with(move |c| {
+            let written = (|| {
+                let tx = c.transaction()?;
+                {
+                    let mut stmt = tx.prepare_cached(
+                        "UPDATE devices SET last_checkin = max(coalesce(last_checkin, 0), ?2) WHERE id = ?1",
+                    )?;
+                    for (id, time) in &touched {
+                        stmt.execute(params![id, time])?;
+                    }
+                }
+                tx.commit()?;
+                Ok::<_, StoreError>(touched.len())
+            })();
+            if written.is_err() {
+                // Kept for the next flush rather than lost; later touches win.
+                for (id, time) in touched {
+                    cache.touch_if_newer(&id, time);
+                }
+            }
+            written
+        })
+        .await
+    }
+
     async fn insert_bundles(&self, bundles: Vec<StoredBundle>) -> Result<(), StoreError> {
+        let cache = self.checkins.clone();
         self.with(move |c| {
             let tx = c.transaction()?;
             insert_bundles_tx(&tx, &bundles)?;
             tx.commit()?;
+            for b in &bundles {
+                cache.invalidate(&b.device_id);
+            }
             Ok(())
         })
         .await
@@ -854,6 +949,7 @@ impl Store for SqliteStore {
         commit: Commit,
         bundles: Vec<StoredBundle>,
     ) -> Result<(), StoreError> {
+        let cache = self.checkins.clone();
         self.with(move |c| {
             let tx = c.transaction()?;
             for change in &commit.changes {
@@ -882,6 +978,9 @@ impl Store for SqliteStore {
             })?;
             insert_bundles_tx(&tx, &bundles)?;
             tx.commit()?;
+            for b in &bundles {
+                cache.invalidate(&b.device_id);
+            }
             Ok(())
         })
         .await
@@ -1215,6 +1314,108 @@ mod tests {
         s.ensure_group("/a/b").await.unwrap();
         assert!(s.group_exists("/a").await.unwrap());
         assert!(!s.group_exists("/b").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn check_in_state_follows_approval_rejection_bundles_and_deletion() {
+        let (_d, s) = store();
+        let key = s
+            .insert_bootstrap_key("h", None, false, "t", 1)
+            .await
+            .unwrap();
+        let id = apiary_proto::hex::encode(&[7; 32]);
+        let (fp, fp2) = (
+            apiary_proto::hex::encode(&[1; 32]),
+            apiary_proto::hex::encode(&[2; 32]),
+        );
+        s.enroll_device(request(&id, key.id, 1)).await.unwrap();
+        assert_eq!(s.checkin_state(&id).await.unwrap(), None, "pending");
+        s.approve_device(&id, "pem", &fp, 2).await.unwrap();
+        let state = s.checkin_state(&id).await.unwrap().expect("approved");
+        assert_eq!(
+            (
+                state.cert_fingerprint.as_str(),
+                state.current_bundle.as_deref()
+            ),
+            (fp.as_str(), None)
+        );
+        assert_eq!(s.checkins.len(), 1, "cached");
+
+        let hash = apiary_proto::hex::encode(&[3; 32]);
+        s.ensure_group("/").await.ok();
+        s.insert_bundles(vec![StoredBundle {
+            device_id: id.clone(),
+            serial: 1,
+            commit_id: 1,
+            hash: hash.clone(),
+            content_hash: "c".into(),
+            envelope: "{}".into(),
+            created_at: 3,
+            files: vec![],
+        }])
+        .await
+        .unwrap();
+        let state = s.checkin_state(&id).await.unwrap().expect("approved");
+        assert_eq!(
+            state.current_bundle.as_deref(),
+            Some(hash.as_str()),
+            "a new bundle is seen"
+        );
+
+        let record = |applied: Option<String>| CheckinRecord {
+            applied_hash: applied,
+            remote_ip: "10.1.2.3".into(),
+            ..CheckinRecord::default()
+        };
+        s.record_checkin(&id, 4, record(Some(hash.clone())))
+            .await
+            .unwrap();
+        let state = s.checkin_state(&id).await.unwrap().expect("approved");
+        assert!(state.repeats_last(Some(&hash), "10.1.2.3".parse().unwrap()));
+
+        s.approve_device(&id, "pem", &fp2, 5).await.unwrap();
+        let state = s.checkin_state(&id).await.unwrap().expect("approved");
+        assert_eq!(
+            state.cert_fingerprint, fp2,
+            "a new certificate replaces the old one"
+        );
+        assert_eq!(state.recorded, None);
+        s.reject_device(&id).await.unwrap();
+        assert_eq!(
+            s.checkin_state(&id).await.unwrap(),
+            None,
+            "rejected at once"
+        );
+        s.approve_device(&id, "pem", &fp, 6).await.unwrap();
+        assert!(s.checkin_state(&id).await.unwrap().is_some());
+        s.delete_device(&id).await.unwrap();
+        assert_eq!(s.checkin_state(&id).await.unwrap(), None, "deleted at once");
+    }
+
+    #[tokio::test]
+    async fn idle_check_in_times_are_written_by_the_flush_and_never_go_back() {
+        let (_d, s) = store();
+        device(&s).await;
+        s.record_checkin("d", 50, CheckinRecord::default())
+            .await
+            .unwrap();
+        s.touch_checkin("d", 40);
+        s.touch_checkin("gone", 41);
+        assert_eq!(s.flush_checkins().await.unwrap(), 2);
+        assert_eq!(
+            s.device("d").await.unwrap().unwrap().last_checkin,
+            Some(50),
+            "an older time loses"
+        );
+        s.touch_checkin("d", 60);
+        assert_eq!(
+            s.device("d").await.unwrap().unwrap().last_checkin,
+            Some(50),
+            "not before the flush"
+        );
+        s.flush_checkins().await.unwrap();
+        assert_eq!(s.device("d").await.unwrap().unwrap().last_checkin, Some(60));
+        assert_eq!(s.flush_checkins().await.unwrap(), 0);
     }
 
     fn request(id: &str, key: i64, at: Timestamp) -> NewDevice {
