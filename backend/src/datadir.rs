@@ -167,13 +167,18 @@ impl DataDir {
             Err(e) => return Err(unreadable(root, "secrets.key", e)),
         };
         let server = match (read_text(root, "server.crt"), read_text(root, "server.key")) {
-            (Ok(cert_pem), Ok(key_pem)) if crate::pki::covers(&cert_pem, server_names, 30)? => {
+            // A P-384 server key (data dirs from before P-256) is replaced: devices trust the
+            // CA, not the certificate, and the new key signs every handshake 28 times faster.
+            (Ok(cert_pem), Ok(key_pem))
+                if crate::pki::covers(&cert_pem, server_names, 30)?
+                    && crate::pki::is_p256_key(&key_pem) =>
+            {
                 CertAndKey { cert_pem, key_pem }
             }
             _ => {
                 let server = issue_server(root, &authority, server_names)?;
                 tracing::info!(
-                    "issued a new device-API server certificate for {}",
+                    "issued a new device-API server certificate (P-256) for {}",
                     server_names.join(", ")
                 );
                 server
@@ -354,5 +359,21 @@ mod tests {
         let again = DataDir::open(&root, &more).await.unwrap();
         assert_eq!(again.authority.cert_pem, ca);
         assert_ne!(again.server.cert_pem, cert);
+    }
+
+    #[tokio::test]
+    async fn a_p384_server_key_from_before_is_replaced_under_the_same_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let first = DataDir::open(&root, &names()).await.unwrap();
+        let ca = first.authority.cert_pem.clone();
+        drop(first);
+        let old = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        std::fs::write(root.join("server.key"), old.serialize_pem()).unwrap();
+        let again = DataDir::open(&root, &names()).await.unwrap();
+        assert_eq!(again.authority.cert_pem, ca);
+        assert!(crate::pki::is_p256_key(&again.server.key_pem));
+        let on_disk = std::fs::read_to_string(root.join("server.key")).unwrap();
+        assert_eq!(on_disk, again.server.key_pem);
     }
 }

@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         && let Ok(request) = envelope.parse_payload::<EnrollRequest>()
         && request.validate().is_ok()
     {
-        let _ = signed::verify_ecdsa_p384(&envelope, &request.public_key);
+        let _ = signed::verify_device_signature(&envelope, &request.public_key);
     }
     if let Ok(request) = serde_json::from_slice::<CheckinRequest>(data) {
         let _ = request.validate();

@@ -5,8 +5,9 @@
 
 use ring::rand::SystemRandom;
 use ring::signature::{
-    self, ECDSA_P384_SHA384_ASN1, ECDSA_P384_SHA384_ASN1_SIGNING, ED25519, EcdsaKeyPair,
-    Ed25519KeyPair, KeyPair, UnparsedPublicKey,
+    self, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1,
+    ECDSA_P384_SHA384_ASN1_SIGNING, ED25519, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair,
+    KeyPair, UnparsedPublicKey,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -89,26 +90,49 @@ pub fn verify_ed25519(envelope: &Envelope, public_key_hex: &str) -> Result<(), S
     verify(&ED25519, envelope, public_key_hex)
 }
 
-/// A device's ECDSA P-384 key (the strongest curve ring signs with).
+/// A device's ECDSA key: P-256 for new devices (a tenth of P-384's cost in every full TLS
+/// handshake, the same 128-bit security as the X25519 key exchange), P-384 for devices
+/// enrolled before, which keep theirs.
 pub struct DeviceKey {
     key: EcdsaKeyPair,
 }
 
+/// The curves a device key may be on, newest first.
+const DEVICE_CURVES: [&EcdsaSigningAlgorithm; 2] = [
+    &ECDSA_P256_SHA256_ASN1_SIGNING,
+    &ECDSA_P384_SHA384_ASN1_SIGNING,
+];
+
 impl DeviceKey {
-    /// Generates a new key, returning its PKCS#8 document for storage.
+    /// Generates a new (P-256) key, returning its PKCS#8 document for storage.
     pub fn generate_pkcs8() -> Result<Vec<u8>, ring::error::Unspecified> {
-        Ok(
-            EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &SystemRandom::new())?
-                .as_ref()
-                .to_vec(),
-        )
+        Self::generate_on(DEVICE_CURVES[0])
     }
 
-    /// Loads a key from its PKCS#8 document.
+    /// Generates a P-384 key, as devices enrolled before P-256 have (for tests and the
+    /// simulator's legacy fleet).
+    pub fn generate_legacy_p384_pkcs8() -> Result<Vec<u8>, ring::error::Unspecified> {
+        Self::generate_on(DEVICE_CURVES[1])
+    }
+
+    fn generate_on(
+        alg: &'static EcdsaSigningAlgorithm,
+    ) -> Result<Vec<u8>, ring::error::Unspecified> {
+        Ok(EcdsaKeyPair::generate_pkcs8(alg, &SystemRandom::new())?
+            .as_ref()
+            .to_vec())
+    }
+
+    /// Loads a P-256 or P-384 key from its PKCS#8 document.
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, ring::error::KeyRejected> {
-        let key =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, pkcs8, &SystemRandom::new())?;
-        Ok(Self { key })
+        let mut rejected = None;
+        for alg in DEVICE_CURVES {
+            match EcdsaKeyPair::from_pkcs8(alg, pkcs8, &SystemRandom::new()) {
+                Ok(key) => return Ok(Self { key }),
+                Err(e) => rejected = Some(e),
+            }
+        }
+        Err(rejected.expect("at least one curve is tried"))
     }
 
     /// The raw public key (uncompressed point).
@@ -127,9 +151,35 @@ impl DeviceKey {
     }
 }
 
-/// Verifies an ECDSA P-384 (ASN.1 signature) envelope against a hex raw public key.
-pub fn verify_ecdsa_p384(envelope: &Envelope, public_key_hex: &str) -> Result<(), SignatureError> {
-    verify(&ECDSA_P384_SHA384_ASN1, envelope, public_key_hex)
+/// The curve of a raw uncompressed ECDSA public key, by its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceCurve {
+    P256,
+    P384,
+}
+
+impl DeviceCurve {
+    /// `None` unless `raw` is 0x04 followed by 64 (P-256) or 96 (P-384) bytes.
+    pub fn of(raw: &[u8]) -> Option<Self> {
+        match (raw.first(), raw.len()) {
+            (Some(4), 65) => Some(Self::P256),
+            (Some(4), 97) => Some(Self::P384),
+            _ => None,
+        }
+    }
+}
+
+/// Verifies a device's ECDSA (ASN.1 signature) envelope against its hex raw public key, on
+/// the curve the key's length names.
+pub fn verify_device_signature(
+    envelope: &Envelope,
+    public_key_hex: &str,
+) -> Result<(), SignatureError> {
+    let key = hex::decode(public_key_hex).ok_or(SignatureError::MalformedKey)?;
+    match DeviceCurve::of(&key).ok_or(SignatureError::MalformedKey)? {
+        DeviceCurve::P256 => verify(&ECDSA_P256_SHA256_ASN1, envelope, public_key_hex),
+        DeviceCurve::P384 => verify(&ECDSA_P384_SHA384_ASN1, envelope, public_key_hex),
+    }
 }
 
 fn verify(
@@ -182,16 +232,26 @@ mod tests {
     }
 
     #[test]
-    fn ecdsa_proves_possession() {
-        let key = DeviceKey::from_pkcs8(&DeviceKey::generate_pkcs8().unwrap()).unwrap();
-        let env = key.sign(&serde_json::json!({"k": "v"})).unwrap();
-        let pk = hex::encode(key.public_key());
-        assert_eq!(verify_ecdsa_p384(&env, &pk), Ok(()));
-        let mut tampered = env.clone();
-        tampered.payload.push(' ');
-        assert_eq!(
-            verify_ecdsa_p384(&tampered, &pk),
-            Err(SignatureError::Invalid)
-        );
+    fn device_keys_on_either_curve_prove_possession() {
+        for (pkcs8, len) in [
+            (DeviceKey::generate_pkcs8().unwrap(), 65),
+            (DeviceKey::generate_legacy_p384_pkcs8().unwrap(), 97),
+        ] {
+            let key = DeviceKey::from_pkcs8(&pkcs8).unwrap();
+            assert_eq!(key.public_key().len(), len);
+            let env = key.sign(&serde_json::json!({"k": "v"})).unwrap();
+            let pk = hex::encode(key.public_key());
+            assert_eq!(verify_device_signature(&env, &pk), Ok(()));
+            let mut tampered = env.clone();
+            tampered.payload.push(' ');
+            assert_eq!(
+                verify_device_signature(&tampered, &pk),
+                Err(SignatureError::Invalid)
+            );
+            assert_eq!(
+                verify_device_signature(&env, &pk[..pk.len() - 2]),
+                Err(SignatureError::MalformedKey)
+            );
+        }
     }
 }

@@ -16,17 +16,19 @@ use crate::client::Target;
 pub struct SimDevice {
     pub id: String,
     pub cert_pem: String,
-    /// The device's P-384 key, PKCS#8, hex.
+    /// The device's key (P-256, or P-384 for a legacy fleet), PKCS#8, hex.
     pub key_pkcs8_hex: String,
 }
 
 /// Enrols `count` devices with the auto-accepting bootstrap `key`, `threads` at a time,
-/// appending each to `path` as it is approved.
+/// appending each to `path` as it is approved; `legacy_p384` gives them P-384 keys, as
+/// devices enrolled before P-256 have.
 pub fn enrol(
     target: &Target,
     key: &str,
     count: usize,
     threads: usize,
+    legacy_p384: bool,
     path: &Path,
 ) -> Result<(), String> {
     let config = target.config(None, false)?;
@@ -43,7 +45,10 @@ pub fn enrol(
             let (next, config) = (&next, &config);
             s.spawn(move || {
                 while next.fetch_add(1, Ordering::Relaxed) < count {
-                    if tx.send(enrol_one(target, config, key)).is_err() {
+                    if tx
+                        .send(enrol_one(target, config, key, legacy_p384))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -68,8 +73,14 @@ fn enrol_one(
     target: &Target,
     config: &std::sync::Arc<rustls::ClientConfig>,
     bootstrap_key: &str,
+    legacy_p384: bool,
 ) -> Result<SimDevice, String> {
-    let pkcs8 = DeviceKey::generate_pkcs8().map_err(|_| "key generation failed")?;
+    let pkcs8 = if legacy_p384 {
+        DeviceKey::generate_legacy_p384_pkcs8()
+    } else {
+        DeviceKey::generate_pkcs8()
+    }
+    .map_err(|_| "key generation failed")?;
     let key = DeviceKey::from_pkcs8(&pkcs8).map_err(|e| e.to_string())?;
     let id = apiary_proto::digest::device_id(key.public_key());
     let name = format!("sim-{}", &id[..12]);

@@ -1,9 +1,10 @@
 //! `apiary-sim`: many devices from one process, against a real backend.
 //!
-//! `enrol` makes N devices (their own P-384 keys, enrolled with an auto-accepting bootstrap
-//! key, certificates stored in one file for reuse); `run` drives their check-ins, each on a
-//! new TLS connection, resumed as an agent process resumes or (`--full-handshake`) as after
-//! a reboot, and prints throughput, latency, errors and the backend's CPU per check-in.
+//! `enrol` makes N devices (their own P-256 keys, or P-384 ones as a legacy fleet, enrolled
+//! with an auto-accepting bootstrap key, certificates stored in one file for reuse); `run`
+//! drives their check-ins, each on a new TLS connection, resumed as an agent process
+//! resumes or (`--full-handshake`) as after a reboot, and prints throughput, latency,
+//! errors and the backend's CPU per check-in.
 //! A benchmark, not a test: see docs/benchmarks.md, "Backend capacity".
 
 mod client;
@@ -45,6 +46,9 @@ enum Command {
         /// Enrolments in flight at once
         #[arg(long, default_value_t = 4)]
         threads: usize,
+        /// P-384 device keys, as devices enrolled before P-256 have
+        #[arg(long)]
+        legacy_p384: bool,
     },
     /// Drive check-ins of the stored devices and report what they cost
     Run(run::RunOptions),
@@ -59,10 +63,18 @@ fn main() -> ExitCode {
                 count,
                 key_file,
                 threads,
+                legacy_p384,
             } => {
                 let key = std::fs::read_to_string(&key_file)
                     .map_err(|e| format!("{}: {e}", key_file.display()))?;
-                devices::enrol(&target, key.trim(), count, threads, &args.devices)
+                devices::enrol(
+                    &target,
+                    key.trim(),
+                    count,
+                    threads,
+                    legacy_p384,
+                    &args.devices,
+                )
             }
             Command::Run(opts) => {
                 let fleet = devices::load(&args.devices)?;

@@ -181,3 +181,37 @@ fn the_key_comes_from_a_file_or_the_environment_and_only_once() {
         Some(2)
     );
 }
+
+#[test]
+fn a_device_with_a_p384_key_from_before_p256_enrols_and_checks_in() {
+    use apiary_proto::signed::DeviceKey;
+    let backend = Backend::start();
+    let key = backend.auto_accept_key("/legacy");
+    let agent = Agent::new("legacy-curve");
+    // A key made before new devices got P-256 keys: bootstrap keeps an existing device.key.
+    std::fs::create_dir_all(agent.config_dir()).expect("config dir");
+    let pkcs8 = DeviceKey::generate_legacy_p384_pkcs8().expect("a P-384 key");
+    let pem = apiary_proto::pem::encode("PRIVATE KEY", &pkcs8);
+    std::fs::write(agent.config_dir().join("device.key"), pem).expect("device.key");
+    let out = backend.bootstrap_with_key(&agent, &key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public_key = DeviceKey::from_pkcs8(&pkcs8)
+        .expect("loads")
+        .public_key()
+        .to_vec();
+    assert_eq!(public_key.len(), 97, "an uncompressed P-384 point");
+    let device = &backend.cli_json(&["devices", "list"])[0];
+    assert_eq!(
+        device["id"].as_str(),
+        Some(apiary_proto::digest::device_id(&public_key).as_str()),
+        "enrolled with the key it had: {device}"
+    );
+    let (code, log) = agent.run_once();
+    assert_eq!(code, 0, "{log}");
+    let (code, log) = agent.run_once();
+    assert_eq!(code, 0, "{log}");
+}

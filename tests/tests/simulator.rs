@@ -31,19 +31,13 @@ fn the_simulator_enrols_devices_and_drives_their_check_ins() {
     let key_file = backend.dir.path().join("sim.key");
     std::fs::write(&key_file, &key).expect("key file");
     let devices = backend.dir.path().join("sim-devices.jsonl");
-    sim(
-        &backend,
-        &devices,
-        &[
-            "enrol",
-            "--count",
-            "6",
-            "--threads",
-            "2",
-            "--key-file",
-            key_file.to_str().unwrap(),
-        ],
-    );
+    // Three new (P-256) devices and three with P-384 keys, as enrolled before P-256.
+    for legacy in [&[][..], &["--legacy-p384"][..]] {
+        let mut args = vec!["enrol", "--count", "3", "--threads", "2", "--key-file"];
+        args.push(key_file.to_str().unwrap());
+        args.extend_from_slice(legacy);
+        sim(&backend, &devices, &args);
+    }
     let listed = backend.cli_json(&["devices", "list"]);
     assert_eq!(listed.as_array().map(Vec::len), Some(6), "{listed}");
 

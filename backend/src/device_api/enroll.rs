@@ -40,7 +40,7 @@ pub async fn bootstrap(
     let public_key = hex::decode(&request.public_key)
         .ok_or_else(|| ApiError::bad_request("public_key is not hex"))?;
     // Proof of possession: the request is signed by the key it enrols.
-    signed::verify_ecdsa_p384(&envelope, &request.public_key)
+    signed::verify_device_signature(&envelope, &request.public_key)
         .map_err(|e| ApiError::bad_request(format!("enrolment signature: {e}")))?;
 
     let key_hash = digest::sha256_hex(request.bootstrap_key.as_bytes());
