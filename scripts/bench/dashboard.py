@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Dashboard pages with a large fleet: 10,000 approved devices in 100 groups and 200,000
-reports, written straight into the SQLite file of a real backend, then each page fetched
-20 times by a logged-in client. Prints the median and worst time per page.
+"""Dashboard pages with a large fleet: by default 10,000 approved devices in 100 groups and
+200,000 reports, written straight into the SQLite file of a real backend, then each page
+fetched 20 times by a logged-in client. Prints the median and worst time per page.
 
-    scripts/bench/dashboard.py [path/to/apiary-backend]   (default: target/server/apiary-backend)
+    scripts/bench/dashboard.py [--devices N] [--reports N] [path/to/apiary-backend]
+    (default binary: target/server/apiary-backend)
 
 Only loopback is used. Times are wall-clock on a shared machine: compare pages with each
 other within one run, not across machines.
 """
 
+import argparse
 import http.cookiejar
 import json
 import re
@@ -21,9 +23,7 @@ import time
 import urllib.parse
 import urllib.request
 
-DEVICES = 10_000
 GROUPS = 100
-REPORTS = 200_000
 ROUNDS = 20
 
 
@@ -43,7 +43,7 @@ def start_backend(binary, data_dir):
     return proc, base, password
 
 
-def fill(db_path):
+def fill(db_path, devices, reports):
     now = int(time.time())
     db = sqlite3.connect(db_path, timeout=30)
     facts = json.dumps({"hostname": "h", "os": "Linux", "kernel": "6.1", "arch": "armv7l",
@@ -55,14 +55,14 @@ def fill(db_path):
         "INSERT INTO devices (id, name, public_key, status, group_path, facts, remote_ip,"
         " requested_at, approved_at, last_checkin) VALUES (?,?,?,?,?,?,?,?,?,?)",
         ((f"{i:064x}", f"device-{i:05}", "00", "approved", f"/site/g{i % GROUPS:03}", facts,
-          "192.0.2.1", now, now, now - (i % 3600)) for i in range(DEVICES)))
+          "192.0.2.1", now, now, now - (i % 3600)) for i in range(devices)))
     levels = ["info", "info", "info", "warning", "error", "critical"]
     db.executemany(
         "INSERT INTO reports (device_id, queue_id, seq, time, received_at, level, policy, item,"
         " message) VALUES (?,?,?,?,?,?,?,?,?)",
-        ((f"{i % DEVICES:064x}", "q", i, now - i, now - (i * 13) % (40 * 86400),
+        ((f"{i % devices:064x}", "q", i, now - i, now - (i * 13) % (40 * 86400),
           levels[i % len(levels)], "file_distribution", "/etc/app.conf", f"message {i}")
-         for i in range(REPORTS)))
+         for i in range(reports)))
     db.commit()
     db.close()
 
@@ -79,11 +79,17 @@ def login(base, password):
 
 
 def main():
-    binary = sys.argv[1] if len(sys.argv) > 1 else "target/server/apiary-backend"
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--devices", type=int, default=10_000)
+    args.add_argument("--reports", type=int, default=200_000)
+    args.add_argument("binary", nargs="?", default="target/server/apiary-backend")
+    args = args.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, base, password = start_backend(binary, tmp + "/data")
+        proc, base, password = start_backend(args.binary, tmp + "/data")
         try:
-            fill(tmp + "/data/apiary.db")
+            started = time.perf_counter()
+            fill(tmp + "/data/apiary.db", args.devices, args.reports)
+            print(f"filled in {time.perf_counter() - started:.0f} s", file=sys.stderr)
             opener = login(base, password)
             pages = [
                 ("overview", "/"),
@@ -95,7 +101,8 @@ def main():
                 ("device log, searched", f"/devices/{42:064x}?q=message+4"),
                 ("commits", "/commits"),
             ]
-            print(f"{DEVICES} devices, {GROUPS} groups, {REPORTS} reports; {ROUNDS} fetches each")
+            print(f"{args.devices} devices, {GROUPS} groups, {args.reports} reports;"
+                  f" {ROUNDS} fetches each")
             print("| page | median | worst | bytes |")
             print("|---|---|---|---|")
             for label, path in pages:

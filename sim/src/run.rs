@@ -38,6 +38,11 @@ pub struct RunOptions {
     /// PID of the backend, whose CPU time per check-in is reported
     #[arg(long)]
     backend_pid: Option<u32>,
+    /// A reconnect storm: after the warm-up, every device checks in once, `--threads` at
+    /// a time, with full handshakes; a failed check-in is retried after 1–2 s, as an agent
+    /// retries, until all are served (30 attempts at most). Prints the time until then
+    #[arg(long)]
+    storm: bool,
 }
 
 /// A device during a run.
@@ -57,7 +62,10 @@ pub fn run(target: &Target, fleet: Vec<SimDevice>, opts: &RunOptions) -> Result<
             let pkcs8 = apiary_proto::hex::decode(&d.key_pkcs8_hex)
                 .ok_or_else(|| format!("device {}: key is not hex", d.id))?;
             Ok(Live {
-                config: target.config(Some((&d.cert_pem, &pkcs8)), !opts.full_handshake)?,
+                config: target.config(
+                    Some((&d.cert_pem, &pkcs8)),
+                    !(opts.full_handshake || opts.storm),
+                )?,
                 bundle_hash: Mutex::new(None),
                 queue_id: apiary_proto::hex::random(8),
                 next_seq: AtomicU64::new(1),
@@ -75,21 +83,20 @@ pub fn run(target: &Target, fleet: Vec<SimDevice>, opts: &RunOptions) -> Result<
             warm.errors, warm.first_error
         ));
     }
-    eprintln!("apiary-sim: measuring for {} s", opts.seconds);
     let cpu = opts.backend_pid.map(BackendCpu::start).transpose()?;
-    let mut summary = drive(
-        target,
-        &live,
-        opts,
-        Duration::from_secs(opts.seconds),
-        None,
-        opts.reports,
-    )?;
-    summary.backend_cpu = cpu.map(|c| c.since()).transpose()?;
-    summary.mode = if opts.full_handshake {
-        "full handshake"
+    let mut summary = if opts.storm {
+        eprintln!("apiary-sim: storm, every device at once");
+        drive(target, &live, opts, Duration::MAX, Some(live.len()), opts.reports)?
     } else {
-        "resumed"
+        eprintln!("apiary-sim: measuring for {} s", opts.seconds);
+        let length = Duration::from_secs(opts.seconds);
+        drive(target, &live, opts, length, None, opts.reports)?
+    };
+    summary.backend_cpu = cpu.map(|c| c.since()).transpose()?;
+    summary.mode = match (opts.storm, opts.full_handshake) {
+        (true, _) => "reconnect storm, full handshakes",
+        (false, true) => "full handshake",
+        (false, false) => "resumed",
     };
     summary.devices = live.len();
     Ok(summary)
@@ -126,10 +133,19 @@ fn drive(
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         break;
                     }
-                    let t0 = Instant::now();
-                    match checkin(target, &live[i % live.len()], reports) {
-                        Ok(()) => mine.record(t0.elapsed()),
-                        Err(e) => mine.error(e),
+                    let device = &live[i % live.len()];
+                    let (mut t0, mut attempt) = (Instant::now(), 0);
+                    loop {
+                        attempt += 1;
+                        match checkin(target, device, reports) {
+                            Ok(()) => break mine.record(t0.elapsed()),
+                            Err(e) if opts.storm && attempt < STORM_ATTEMPTS => {
+                                mine.retry(e);
+                                std::thread::sleep(backoff(i, attempt));
+                                t0 = Instant::now();
+                            }
+                            Err(e) => break mine.error(e),
+                        }
                     }
                 }
                 outcomes
@@ -142,6 +158,15 @@ fn drive(
     let mut summary = outcomes.into_inner().expect("workers are done");
     summary.elapsed = start.elapsed();
     Ok(summary)
+}
+
+/// Attempts per device in a storm before it counts as an error.
+const STORM_ATTEMPTS: u64 = 30;
+
+/// 1–2 s, spread by device and attempt so that retries do not come back in step.
+fn backoff(device: usize, attempt: u64) -> Duration {
+    let spread = (device as u64).wrapping_mul(2_654_435_761) ^ attempt.wrapping_mul(40_503);
+    Duration::from_millis(1000 + spread % 1000)
 }
 
 /// One check-in: the bundle hash in force, `reports` new reports; the answer's bundle (if

@@ -12,6 +12,9 @@ pub struct Summary {
     latencies_us: Vec<u64>,
     pub errors: u64,
     pub first_error: String,
+    /// Failed attempts that were retried (storm mode), and the first one's error.
+    pub retries: u64,
+    first_retried: String,
     /// Backend CPU time over the measured part.
     pub backend_cpu: Option<Duration>,
 }
@@ -28,8 +31,19 @@ impl Summary {
         self.errors += 1;
     }
 
+    pub fn retry(&mut self, e: String) {
+        if self.retries == 0 {
+            self.first_retried = e;
+        }
+        self.retries += 1;
+    }
+
     pub fn merge(&mut self, other: Summary) {
         self.latencies_us.extend(other.latencies_us);
+        if self.retries == 0 && other.retries > 0 {
+            self.first_retried = other.first_retried;
+        }
+        self.retries += other.retries;
         if self.errors == 0 && other.errors > 0 {
             self.first_error = other.first_error;
         }
@@ -67,6 +81,13 @@ impl fmt::Display for Summary {
                 _ => format!(" (first: {})", self.first_error),
             }
         )?;
+        if self.retries > 0 {
+            writeln!(
+                f,
+                "retried:     {} failed attempts (first: {})",
+                self.retries, self.first_retried
+            )?;
+        }
         writeln!(
             f,
             "latency ms:  p50 {:.2}  p99 {:.2}  max {:.2}",

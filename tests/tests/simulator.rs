@@ -41,7 +41,13 @@ fn the_simulator_enrols_devices_and_drives_their_check_ins() {
     let listed = backend.cli_json(&["devices", "list"]);
     assert_eq!(listed.as_array().map(Vec::len), Some(6), "{listed}");
 
-    for mode in [&[][..], &["--full-handshake"][..], &["--reports", "3"][..]] {
+    let modes = [
+        &[][..],
+        &["--full-handshake"][..],
+        &["--reports", "3"][..],
+        &["--storm"][..],
+    ];
+    for mode in modes {
         let mut args = vec!["run", "--seconds", "1", "--threads", "2"];
         args.extend_from_slice(mode);
         let out = sim(&backend, &devices, &args);

@@ -60,7 +60,7 @@ fn digest(text: &str) -> Option<Digest> {
     hex::decode(text)?.try_into().ok()
 }
 
-/// The compact form kept per device (about 150 B with the map's own overhead).
+/// The compact form kept per device (about 200 B with the map's own overhead).
 struct Entry {
     fingerprint: Digest,
     current_bundle: Option<Digest>,

@@ -83,29 +83,37 @@ impl FleetView for SqliteStore {
             return Ok(Vec::new());
         }
         self.with(move |c| {
-            // One pass over the widest window, counted for every window at once.
-            let sums = (1..=since.len())
-                .map(|i| format!("SUM(received_at >= ?{i})"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let oldest = since.iter().min().copied().unwrap_or(0);
-            let mut stmt = c.prepare(&format!(
-                "SELECT level, {sums} FROM reports WHERE received_at >= ?{} GROUP BY level",
-                since.len() + 1
-            ))?;
-            let args = since.iter().chain([&oldest]);
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(args), |r| {
-                    let counts = (1..=since.len())
-                        .map(|i| r.get::<_, i64>(i).map(|n| n as u64))
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    Ok((r.get::<_, String>(0)?, counts))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|(l, n)| Some((Level::parse(&l)?, n)))
-                .collect())
+            // Whole hours from the kept counts; the part of an hour at a window's start from
+            // the reports themselves (at most an hour of them, through the index).
+            let mut stmt = c.prepare_cached(
+                "SELECT level, SUM(n) FROM report_counts WHERE hour >= ?1 GROUP BY level
+                 UNION ALL
+                 SELECT level, COUNT(*) FROM reports
+                 WHERE received_at >= ?2 AND received_at < ?1 * 3600 GROUP BY level",
+            )?;
+            let mut per_level: Vec<(Level, Vec<u64>)> = Vec::new();
+            for (w, start) in since.iter().enumerate() {
+                let first_hour = start.div_euclid(3600) + i64::from(start.rem_euclid(3600) != 0);
+                let rows = stmt
+                    .query_map(params![first_hour, start], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                for (level, n) in rows {
+                    let Some(level) = Level::parse(&level) else {
+                        continue;
+                    };
+                    let at = match per_level.iter().position(|(l, _)| *l == level) {
+                        Some(at) => at,
+                        None => {
+                            per_level.push((level, vec![0; since.len()]));
+                            per_level.len() - 1
+                        }
+                    };
+                    per_level[at].1[w] += n.max(0) as u64;
+                }
+            }
+            Ok(per_level)
         })
         .await
     }
@@ -207,21 +215,25 @@ impl FleetView for SqliteStore {
 
     async fn device_counts(&self, online_since: Timestamp) -> Result<DeviceCounts, StoreError> {
         self.with(move |c| {
-            Ok(c.query_row(
-                "SELECT
-                   COALESCE(SUM(status = 'approved' AND last_checkin >= ?1), 0),
-                   COALESCE(SUM(status = 'approved' AND (last_checkin IS NULL OR last_checkin < ?1)), 0),
-                   COALESCE(SUM(status = 'pending'), 0)
-                 FROM devices",
-                [online_since],
-                |r| {
-                    Ok(DeviceCounts {
-                        online: r.get::<_, i64>(0)? as u64,
-                        offline: r.get::<_, i64>(1)? as u64,
-                        pending: r.get::<_, i64>(2)? as u64,
-                    })
-                },
-            )?)
+            // Three range counts on the devices_seen index; no row is read.
+            let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
+                c.query_row(sql, p, |r| r.get::<_, i64>(0))
+                    .map(|n| n as u64)
+            };
+            let approved = count(
+                "SELECT count(*) FROM devices WHERE status = 'approved'",
+                &[],
+            )?;
+            let online = count(
+                "SELECT count(*) FROM devices WHERE status = 'approved' AND last_checkin >= ?1",
+                &[&online_since],
+            )?;
+            let pending = count("SELECT count(*) FROM devices WHERE status = 'pending'", &[])?;
+            Ok(DeviceCounts {
+                online,
+                offline: approved.saturating_sub(online),
+                pending,
+            })
         })
         .await
     }
@@ -340,6 +352,55 @@ mod tests {
                 offline: 0,
                 pending: 4
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn level_counts_are_exact_at_any_window_start_and_follow_deletion() {
+        let (_d, s) = fleet().await;
+        let report = |seq: u64, level: Level| Report {
+            seq,
+            time: seq,
+            level,
+            policy: "ntp".into(),
+            item: None,
+            message: "m".into(),
+            output: None,
+            bundle_serial: None,
+        };
+        // Received in three different hours: 7199 and 7200 straddle a boundary.
+        let hour = 3600;
+        for (seq, at, level) in [(1, 2 * hour - 1, Level::Error), (2, 2 * hour, Level::Error)] {
+            s.insert_reports("aa01", "q", vec![report(seq, level)], at)
+                .await
+                .unwrap();
+        }
+        s.insert_reports("aa02", "q", vec![report(1, Level::Info)], 3 * hour + 5)
+            .await
+            .unwrap();
+        // A resent report is stored (and counted) once.
+        s.insert_reports("aa02", "q", vec![report(1, Level::Info)], 3 * hour + 9)
+            .await
+            .unwrap();
+        let counts = |since: Vec<Timestamp>| {
+            let s = s.clone();
+            async move {
+                let mut c = s.report_level_counts(since).await.unwrap();
+                c.sort_by_key(|(l, _)| *l);
+                c
+            }
+        };
+        assert_eq!(
+            counts(vec![0, 2 * hour - 1, 2 * hour, 2 * hour + 1, 3 * hour + 6]).await,
+            vec![
+                (Level::Info, vec![1, 1, 1, 1, 0]),
+                (Level::Error, vec![2, 2, 1, 0, 0])
+            ]
+        );
+        assert!(s.delete_device("aa01").await.unwrap());
+        assert_eq!(
+            counts(vec![0]).await,
+            vec![(Level::Info, vec![1]), (Level::Error, vec![0])]
         );
     }
 

@@ -1619,6 +1619,32 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
     }
 
+    #[tokio::test]
+    async fn reports_stored_before_the_kept_counts_are_counted_after_the_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v5.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "{} PRAGMA user_version = 5;",
+            MIGRATIONS[..5].join("\n")
+        ))
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO devices (id, name, public_key, status, facts, remote_ip, requested_at)
+                 VALUES ('d', 'd', '00', 'approved', '{}', '127.0.0.1', 1);
+             INSERT INTO reports (device_id, queue_id, seq, time, received_at, level, policy, message)
+                 VALUES ('d', 'q', 1, 1, 7300, 'error', 'p', 'm'), ('d', 'q', 2, 1, 7400, 'error', 'p', 'm');",
+        )
+        .unwrap();
+        drop(conn);
+        let s = SqliteStore::open(&path, false).unwrap();
+        use crate::store::fleet_view::FleetView;
+        assert_eq!(
+            s.report_level_counts(vec![0]).await.unwrap(),
+            vec![(Level::Error, vec![2])]
+        );
+    }
+
     /// Errors keep the driver's error as their source, not just its text.
     #[test]
     fn errors_keep_their_source() {
