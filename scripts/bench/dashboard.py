@@ -32,15 +32,16 @@ def start_backend(binary, data_dir):
         [binary, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0",
          "--device-listen", "127.0.0.1:0", "--public-url", "https://127.0.0.1:1"],
         stdout=subprocess.PIPE, text=True, env={"RUST_LOG": "warn"})
-    password = base = None
+    password = base = device_url = None
     for line in proc.stdout:
         if line.startswith("dashboard login: admin / "):
             password = line.split()[4]
         if line.startswith("operator API listening on "):
             base = line.split()[-1]
         if line.startswith("device API listening on "):
+            device_url = line.split()[4]
             break
-    return proc, base, password
+    return proc, base, password, device_url
 
 
 def fill(db_path, devices, reports):
@@ -85,7 +86,7 @@ def main():
     args.add_argument("binary", nargs="?", default="target/server/apiary-backend")
     args = args.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, base, password = start_backend(args.binary, tmp + "/data")
+        proc, base, password, _ = start_backend(args.binary, tmp + "/data")
         try:
             started = time.perf_counter()
             fill(tmp + "/data/apiary.db", args.devices, args.reports)

@@ -18,9 +18,8 @@ from dashboard import login
 PAGES = ["/", "/devices", "/devices?page=20", "/devices?q=sim-0"]
 
 
-def main():
-    base, password, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    clients = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+def load(base, password, seconds, clients):
+    """Fetches pages from `clients` logged-in clients for `seconds`; returns a summary line."""
     times, lock = [], threading.Lock()
     deadline = time.monotonic() + seconds
 
@@ -39,8 +38,14 @@ def main():
         t.start()
     for t in threads:
         t.join()
-    print(f"dashboard: {len(times)} pages in {seconds:.0f} s by {clients} clients,"
-          f" median {statistics.median(times):.1f} ms, worst {max(times):.1f} ms")
+    return (f"dashboard: {len(times)} pages in {seconds:.0f} s by {clients} clients,"
+            f" median {statistics.median(times):.1f} ms, worst {max(times):.1f} ms")
+
+
+def main():
+    base, password, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    clients = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+    print(load(base, password, seconds, clients))
 
 
 if __name__ == "__main__":
