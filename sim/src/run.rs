@@ -86,7 +86,14 @@ pub fn run(target: &Target, fleet: Vec<SimDevice>, opts: &RunOptions) -> Result<
     let cpu = opts.backend_pid.map(BackendCpu::start).transpose()?;
     let mut summary = if opts.storm {
         eprintln!("apiary-sim: storm, every device at once");
-        drive(target, &live, opts, Duration::MAX, Some(live.len()), opts.reports)?
+        drive(
+            target,
+            &live,
+            opts,
+            Duration::MAX,
+            Some(live.len()),
+            opts.reports,
+        )?
     } else {
         eprintln!("apiary-sim: measuring for {} s", opts.seconds);
         let length = Duration::from_secs(opts.seconds);
