@@ -87,7 +87,8 @@ impl BundleSigner {
 
 /// Verifies an Ed25519-signed envelope against a hex public key.
 pub fn verify_ed25519(envelope: &Envelope, public_key_hex: &str) -> Result<(), SignatureError> {
-    verify(&ED25519, envelope, public_key_hex)
+    let key = hex::decode(public_key_hex).ok_or(SignatureError::MalformedKey)?;
+    verify(&ED25519, envelope, &key)
 }
 
 /// A device's ECDSA key: P-256 for new devices (a tenth of P-384's cost in every full TLS
@@ -177,17 +178,16 @@ pub fn verify_device_signature(
 ) -> Result<(), SignatureError> {
     let key = hex::decode(public_key_hex).ok_or(SignatureError::MalformedKey)?;
     match DeviceCurve::of(&key).ok_or(SignatureError::MalformedKey)? {
-        DeviceCurve::P256 => verify(&ECDSA_P256_SHA256_ASN1, envelope, public_key_hex),
-        DeviceCurve::P384 => verify(&ECDSA_P384_SHA384_ASN1, envelope, public_key_hex),
+        DeviceCurve::P256 => verify(&ECDSA_P256_SHA256_ASN1, envelope, &key),
+        DeviceCurve::P384 => verify(&ECDSA_P384_SHA384_ASN1, envelope, &key),
     }
 }
 
 fn verify(
     alg: &'static dyn signature::VerificationAlgorithm,
     envelope: &Envelope,
-    public_key_hex: &str,
+    key: &[u8],
 ) -> Result<(), SignatureError> {
-    let key = hex::decode(public_key_hex).ok_or(SignatureError::MalformedKey)?;
     let sig = hex::decode(&envelope.signature).ok_or(SignatureError::MalformedSignature)?;
     UnparsedPublicKey::new(alg, key)
         .verify(envelope.payload.as_bytes(), &sig)

@@ -60,6 +60,11 @@ fn digest(text: &str) -> Option<Digest> {
     hex::decode(text)?.try_into().ok()
 }
 
+/// An optional digest in compact form; `None` when it is present but not a digest.
+fn optional_digest(text: Option<&str>) -> Option<Option<Digest>> {
+    text.map_or(Some(None), |t| digest(t).map(Some))
+}
+
 /// The compact form kept per device (about 200 B with the map's own overhead).
 struct Entry {
     fingerprint: Digest,
@@ -115,12 +120,8 @@ impl CheckinCache {
         else {
             return;
         };
-        let current_bundle = match &state.current_bundle {
-            Some(h) => match digest(h) {
-                Some(d) => Some(d),
-                None => return,
-            },
-            None => None,
+        let Some(current_bundle) = optional_digest(state.current_bundle.as_deref()) else {
+            return;
         };
         let mut entries = self.entries();
         if entries.epoch == epoch {
@@ -138,15 +139,9 @@ impl CheckinCache {
     /// Remembers what a check-in recorded in full said (no-op if the device is not cached).
     pub fn record(&self, device_id: &str, recorded: RecordedCheckin) {
         let Some(key) = digest(device_id) else { return };
-        let applied = match &recorded.applied_hash {
-            Some(h) => digest(h),
-            None => None,
-        };
         // An applied hash that is not a digest cannot be compared compactly: forget instead.
-        let value = match (&recorded.applied_hash, applied) {
-            (Some(_), None) => None,
-            _ => Some((applied, recorded.remote_ip, recorded.settled)),
-        };
+        let value = optional_digest(recorded.applied_hash.as_deref())
+            .map(|applied| (applied, recorded.remote_ip, recorded.settled));
         if let Some(e) = self.entries().map.get_mut(&key) {
             e.recorded = value;
         }
