@@ -218,14 +218,25 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// A flush slower than this is worth an operator's attention: devices on the full check-in
+/// path wait for the database meanwhile.
+const SLOW_FLUSH: Duration = Duration::from_millis(250);
+
 /// Writes idle check-ins' times once a second (see `Store::touch_checkin`).
 async fn write_checkin_times(store: Arc<dyn crate::store::Store>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = store.flush_checkins().await {
-            tracing::warn!("writing check-in times (kept for the next try): {e}");
+        let started = std::time::Instant::now();
+        let written = store.flush_checkins().await;
+        let took = started.elapsed().as_millis();
+        match written {
+            Ok(n) if took >= SLOW_FLUSH.as_millis() => {
+                tracing::warn!("writing {n} check-in times took {took} ms")
+            }
+            Ok(n) => tracing::debug!("wrote {n} check-in times in {took} ms"),
+            Err(e) => tracing::warn!("writing check-in times (kept for the next try): {e}"),
         }
     }
 }
