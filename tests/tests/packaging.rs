@@ -66,6 +66,19 @@ fn checked_in(backend: &Backend, name: &str) -> String {
     })
 }
 
+/// Copies this target's release tarball and `scripts/install-agent` into `root`'s /tmp;
+/// returns the tarball's file name.
+fn stage_installer(root: &RootFs) -> String {
+    let tarball = format!("apiary-agent-{VERSION}-{TARGET}.tar.gz");
+    root.install(&dist(&tarball), &format!("/tmp/{tarball}"), 0o644);
+    root.install(
+        &repo().join("scripts/install-agent"),
+        "/tmp/install-agent",
+        0o755,
+    );
+    tarball
+}
+
 /// Writes /tmp/evil.tar.gz into `root`: one member, `../../../../../../../etc/apiary-evil`
 /// (tar's -P keeps the `../`).
 fn climbing_tarball(root: &RootFs) {
@@ -100,17 +113,12 @@ fn no_agent_runs(root: &RootFs) {
 fn unit_root(with_dropin: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
+    std::fs::create_dir_all(root.join("lib/systemd")).expect("mkdir");
     let (ok, out) = run(Command::new("cp")
         .arg("-a")
         .arg("/lib/systemd/system")
-        .arg(root.join("lib-systemd-system")));
+        .arg(root.join("lib/systemd/")));
     assert!(ok, "copy host units: {out}");
-    std::fs::create_dir_all(root.join("lib/systemd")).expect("mkdir");
-    std::fs::rename(
-        root.join("lib-systemd-system"),
-        root.join("lib/systemd/system"),
-    )
-    .expect("move units");
     let files = repo().join("packaging/files");
     let etc = root.join("etc/systemd/system");
     std::fs::create_dir_all(etc.join("apiary-agent.service.d")).expect("mkdir");
@@ -224,6 +232,18 @@ fn ar_extract(ipk: &Path, member: &str, dir: &Path) -> PathBuf {
     dir.join(member)
 }
 
+/// Unpacks a gzip'd tarball into a new directory `dir`; returns it.
+fn untar(tarball: &Path, dir: PathBuf) -> PathBuf {
+    std::fs::create_dir(&dir).expect("mkdir");
+    let (ok, out) = run(Command::new("tar")
+        .arg("-xzf")
+        .arg(tarball)
+        .arg("-C")
+        .arg(&dir));
+    assert!(ok, "tar -xzf {}: {out}", tarball.display());
+    dir
+}
+
 /// `tar -tvzf` of a gzip'd tarball: (mode string, owner, path) per member.
 fn tar_listing(tarball: &Path) -> Vec<(String, String, String)> {
     let (ok, out) = run(Command::new("tar")
@@ -273,14 +293,7 @@ fn every_ipk_has_opkgs_layout_and_the_right_binary() {
                 assert_eq!(mode, "-rwxr-xr-x", "{arch}: {path} executable");
             }
         }
-        let unpacked = dir.path().join("control");
-        std::fs::create_dir(&unpacked).expect("mkdir");
-        let (ok, out) = run(Command::new("tar")
-            .arg("-xzf")
-            .arg(&control_tgz)
-            .arg("-C")
-            .arg(&unpacked));
-        assert!(ok, "{out}");
+        let unpacked = untar(&control_tgz, dir.path().join("control"));
         let control = std::fs::read_to_string(unpacked.join("control")).expect("control");
         for field in [
             "Package: apiary-agent".to_string(),
@@ -314,14 +327,7 @@ fn every_ipk_has_opkgs_layout_and_the_right_binary() {
                 "{arch}: conffile {conffile} is in data.tar.gz"
             );
         }
-        let files = dir.path().join("data");
-        std::fs::create_dir(&files).expect("mkdir");
-        let (ok, out) = run(Command::new("tar")
-            .arg("-xzf")
-            .arg(&data)
-            .arg("-C")
-            .arg(&files));
-        assert!(ok, "{out}");
+        let files = untar(&data, dir.path().join("data"));
         let binary = std::fs::read(files.join("usr/bin/apiary-agent")).expect("binary");
         assert_eq!(elf_machine(&binary), (machine, big), "{arch}: ELF machine");
         let init = std::fs::read_to_string(files.join("etc/init.d/apiary-agent")).expect("init");
@@ -429,8 +435,7 @@ fn deb_passes_lintian_and_dpkg_installs_starts_and_purges_it() {
 #[ignore = "needs cross/build, packaging/build, the busybox root and root (scripts/test runs it)"]
 fn tarball_installs_enrols_upgrades_and_uninstalls_under_busybox() {
     let root = RootFs::busybox();
-    let tarball = format!("apiary-agent-{VERSION}-{TARGET}.tar.gz");
-    root.install(&dist(&tarball), &format!("/tmp/{tarball}"), 0o644);
+    let tarball = stage_installer(&root);
     let backend = backend_for(&root);
     let dir = format!("/tmp/apiary-agent-{VERSION}-{TARGET}");
     root.sh_ok(&format!("cd /tmp && tar -xzf {tarball}"));
@@ -457,9 +462,7 @@ fn tarball_installs_enrols_upgrades_and_uninstalls_under_busybox() {
 
     // Again, from the tarball itself with --from: an upgrade in place.
     std::fs::write(root.path("/etc/default/apiary-agent"), "# edited\n").expect("edit");
-    let again = root.sh_ok(&format!(
-        "/tmp/apiary-agent-{VERSION}-{TARGET}/install-agent --from /tmp/{tarball}"
-    ));
+    let again = root.sh_ok(&format!("{dir}/install-agent --from /tmp/{tarball}"));
     assert!(again.contains("already enrolled"), "{again}");
     assert_eq!(
         root.read("/etc/apiary/agent.json"),
@@ -497,13 +500,7 @@ fn tarball_installs_enrols_upgrades_and_uninstalls_under_busybox() {
 #[ignore = "needs cross/build, packaging/build, the busybox root and root (scripts/test runs it)"]
 fn install_agent_refuses_bad_input_and_writes_nothing() {
     let root = RootFs::busybox();
-    let tarball = format!("apiary-agent-{VERSION}-{TARGET}.tar.gz");
-    root.install(&dist(&tarball), &format!("/tmp/{tarball}"), 0o644);
-    root.install(
-        &repo().join("scripts/install-agent"),
-        "/tmp/install-agent",
-        0o755,
-    );
+    let tarball = stage_installer(&root);
     climbing_tarball(&root);
     std::fs::write(root.path("/tmp/garbage"), [0u8, 1, 2, 3]).expect("write");
     let cases: [(&[&str], &str); 5] = [
@@ -545,13 +542,7 @@ fn install_agent_refuses_bad_input_and_writes_nothing() {
 #[ignore = "needs cross/build, packaging/build, the Debian root and root (scripts/test runs it)"]
 fn install_agent_sets_up_systemd_in_an_image_without_running_systemd() {
     let root = RootFs::debian();
-    let tarball = format!("apiary-agent-{VERSION}-{TARGET}.tar.gz");
-    root.install(&dist(&tarball), &format!("/tmp/{tarball}"), 0o644);
-    root.install(
-        &repo().join("scripts/install-agent"),
-        "/tmp/install-agent",
-        0o755,
-    );
+    let tarball = stage_installer(&root);
     // GNU tar lists a climbing member as it is: install-agent refuses the archive.
     climbing_tarball(&root);
     let (ok, out) = run(root
