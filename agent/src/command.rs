@@ -52,7 +52,8 @@ pub fn run_shell(
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(&command.script);
     cmd.envs(command.env.iter().map(|(k, v)| (k, v)));
-    run(cmd, None, secrets, timeout)
+    cmd.envs(crate::proxy::child_env().iter().map(|(k, v)| (k, v)));
+    run(cmd, Input::None, secrets, timeout)
 }
 
 /// Runs an operator's command from the bundle, its `$(key)`s filled from `vars`; an error
@@ -76,7 +77,56 @@ pub fn run_program(
 ) -> io::Result<CommandResult> {
     let mut cmd = Command::new(program);
     cmd.args(args);
-    run(cmd, input, &Secrets::default(), timeout)
+    run(cmd, Input::from(input), &Secrets::default(), timeout)
+}
+
+/// What a program reads on stdin.
+pub enum Input<'a> {
+    None,
+    Bytes(&'a [u8]),
+    /// Streamed from an open file (large content, never held in memory).
+    File(std::fs::File),
+}
+
+impl<'a> From<Option<&'a [u8]>> for Input<'a> {
+    fn from(bytes: Option<&'a [u8]>) -> Self {
+        bytes.map_or(Input::None, Input::Bytes)
+    }
+}
+
+/// Runs a system tool that needs root ([`crate::privilege`]): directly as root, behind the
+/// elevation command otherwise, or not at all (the "needs root" error for `purpose`). On
+/// success, returns what it printed; an error says what ran, how it failed and why.
+pub fn run_as_root(
+    program: &Path,
+    args: &[&str],
+    input: Input<'_>,
+    timeout: Duration,
+    purpose: &str,
+) -> Result<String, String> {
+    let privilege = crate::privilege::current();
+    let mut cmd = privilege.root_command(program, purpose)?;
+    cmd.args(args);
+    let shown = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let r = run(cmd, input, &Secrets::default(), timeout)
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if r.success() {
+        return Ok(r.output);
+    }
+    let output = r.output.trim();
+    if let Some(refused) = privilege.refusal(output) {
+        return Err(format!("{purpose}: {refused}"));
+    }
+    let mut msg = format!("{shown} {}", r.describe_failure(timeout));
+    if !output.is_empty() {
+        msg.push_str(": ");
+        msg.push_str(output);
+    }
+    Err(msg)
 }
 
 /// Like [`run_program`], for system tools whose success is all that matters: an error
@@ -105,23 +155,24 @@ pub fn run_program_ok(
 
 fn run(
     mut cmd: Command,
-    input: Option<&[u8]>,
+    input: Input<'_>,
     secrets: &Secrets,
     timeout: Duration,
 ) -> io::Result<CommandResult> {
     let (mut reader, writer) = io::pipe()?;
+    let (stdin, bytes) = match input {
+        Input::None => (Stdio::null(), None),
+        Input::Bytes(bytes) => (Stdio::piped(), Some(bytes)),
+        Input::File(file) => (Stdio::from(file), None),
+    };
     let mut child = cmd
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(stdin)
         .stdout(writer.try_clone()?)
         .stderr(writer)
         .spawn()?;
     // The command holds the write end now; ours must close for the reader to see the end.
     drop(cmd);
-    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+    if let (Some(bytes), Some(mut stdin)) = (bytes, child.stdin.take()) {
         // A command that exits without reading gives EPIPE, which its status then explains.
         let _ = stdin.write_all(bytes);
     }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::proxy::{Proxy, ProxyConfig};
 use crate::safe_fs::{self, SafeFsError};
 
 /// Default persistent directory.
@@ -38,6 +39,10 @@ impl Dirs {
     pub fn ca_cert(&self) -> PathBuf {
         self.config.join("ca.crt")
     }
+    /// The proxy's password, when `agent.json` names a proxy user; mode 0600.
+    pub fn proxy_password(&self) -> PathBuf {
+        self.config.join("proxy-password")
+    }
     /// The last good bundle, as its signed envelope.
     pub fn bundle(&self) -> PathBuf {
         self.config.join("bundle.json")
@@ -62,6 +67,13 @@ pub struct AgentConfig {
     pub server_url: String,
     /// Hex Ed25519 key that must have signed every bundle.
     pub bundle_signing_key: String,
+    /// The program (absolute path) and arguments put before the system tools that need root
+    /// when the agent does not run as root, e.g. `["/usr/bin/sudo", "-n"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elevation_command: Vec<String>,
+    /// The HTTP proxy to the backend; without one, `HTTPS_PROXY` and `NO_PROXY` apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyConfig>,
 }
 
 /// Everything needed to talk mTLS and verify bundles.
@@ -71,6 +83,8 @@ pub struct Identity {
     pub key_pem: Vec<u8>,
     pub cert_pem: Vec<u8>,
     pub ca_pem: Vec<u8>,
+    /// The configured proxy with its password.
+    pub proxy: Option<Proxy>,
 }
 
 /// Why the identity could not be loaded.
@@ -96,14 +110,49 @@ impl Identity {
                 path: agent_json.clone(),
                 message: e.to_string(),
             })?;
+        let invalid = |message| ConfigError::Invalid {
+            path: agent_json.clone(),
+            message,
+        };
+        crate::privilege::check_elevation_command(&config.elevation_command).map_err(invalid)?;
+        let proxy = match &config.proxy {
+            Some(proxy) => {
+                proxy.check().map_err(invalid)?;
+                Some(Proxy {
+                    config: proxy.clone(),
+                    password: read_proxy_password(dirs, proxy)?,
+                })
+            }
+            None => None,
+        };
         Ok(Self {
-            config,
             key_pem: read(&dirs.device_key())?,
             cert_pem: read(&dirs.device_cert())?,
             ca_pem: read(&dirs.ca_cert())?,
+            config,
+            proxy,
         })
     }
 }
+
+/// The password of a proxy with a user, from its file (the line, without its newline).
+fn read_proxy_password(dirs: &Dirs, proxy: &ProxyConfig) -> Result<Option<String>, ConfigError> {
+    if proxy.user.is_none() {
+        return Ok(None);
+    }
+    let path = dirs.proxy_password();
+    let Some(bytes) = safe_fs::read(&path, MAX_PASSWORD_BYTES).map_err(ConfigError::Read)? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
+        path: path.clone(),
+        message: "the proxy password is not UTF-8".into(),
+    })?;
+    Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+/// Longest proxy password read.
+pub const MAX_PASSWORD_BYTES: u64 = 4096;
 
 fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
     safe_fs::read_existing(path, safe_fs::STATE_FILE_LIMIT).map_err(ConfigError::Read)

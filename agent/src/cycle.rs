@@ -52,11 +52,14 @@ pub struct Agent {
 impl Agent {
     /// Loads the identity and the last good bundle.
     pub fn new(dirs: Dirs, identity: Identity) -> Result<Self, TransportError> {
+        crate::privilege::init(&identity.config.elevation_command);
+        crate::proxy::export_to_children(identity.proxy.as_ref());
         let transport = Transport::mutual(
             &identity.config.server_url,
             &identity.ca_pem,
             &identity.cert_pem,
             &identity.key_pem,
+            identity.proxy.as_ref(),
         )?;
         let in_force = bundle_store::load(&dirs, &identity);
         Ok(Self {

@@ -10,6 +10,7 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::config::{self, AgentConfig, Dirs};
+use crate::proxy::Proxy;
 use crate::safe_fs::{self, SafeFsError};
 use crate::signals;
 use crate::transport::{Transport, TransportError};
@@ -24,6 +25,10 @@ pub struct BootstrapOptions {
     pub ca_cert: Option<PathBuf>,
     pub device_name: Option<String>,
     pub poll_interval: Duration,
+    /// Kept in `agent.json` (see [`crate::privilege`]); checked before anything is sent.
+    pub elevation_command: Vec<String>,
+    /// The proxy to reach the backend through, kept in `agent.json` and `proxy-password`.
+    pub proxy: Option<Proxy>,
 }
 
 /// Why bootstrap stopped.
@@ -55,6 +60,10 @@ pub enum EnrollError {
     KeySource,
     #[error("cannot read the bootstrap key from {path}: {message}")]
     KeyFile { path: PathBuf, message: String },
+    #[error("--elevation-command: {0}")]
+    Elevation(String),
+    #[error("{0}")]
+    Proxy(String),
 }
 
 /// Environment variable the bootstrap key may come in (not shown by `ps`, unlike `-k`).
@@ -80,10 +89,15 @@ pub fn bootstrap_key(arg: Option<String>, file: Option<&Path>) -> Result<String,
 }
 
 fn read_key_file(path: &Path) -> Result<String, EnrollError> {
-    let failed = |message: String| EnrollError::KeyFile {
+    read_secret_file(path).map_err(|message| EnrollError::KeyFile {
         path: path.to_path_buf(),
         message,
-    };
+    })
+}
+
+/// A short secret from a file, `-` for stdin; the error says why it could not be read.
+pub fn read_secret_file(path: &Path) -> Result<String, String> {
+    let failed = |message: String| message;
     let bytes = if path == Path::new("-") {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(
@@ -101,6 +115,36 @@ fn read_key_file(path: &Path) -> Result<String, EnrollError> {
     String::from_utf8(bytes).map_err(|_| failed("not UTF-8 text".into()))
 }
 
+/// Environment variable the proxy password may come in.
+pub const PROXY_PASSWORD_ENV: &str = "APIARY_PROXY_PASSWORD";
+
+/// The proxy password from at most one of `--proxy-password`, `--proxy-password-file` or
+/// [`PROXY_PASSWORD_ENV`], without its trailing newline.
+pub fn proxy_password(
+    arg: Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<String>, EnrollError> {
+    let env = std::env::var(PROXY_PASSWORD_ENV)
+        .ok()
+        .filter(|p| !p.is_empty());
+    let password = match (arg, file, env) {
+        (None, None, None) => return Ok(None),
+        (Some(p), None, None) | (None, None, Some(p)) => p,
+        (None, Some(path), None) => read_secret_file(path).map_err(|message| {
+            EnrollError::Proxy(format!(
+                "cannot read the proxy password from {}: {message}",
+                path.display()
+            ))
+        })?,
+        _ => {
+            return Err(EnrollError::Proxy(format!(
+                "give the proxy password once: --proxy-password, --proxy-password-file or {PROXY_PASSWORD_ENV}"
+            )));
+        }
+    };
+    Ok(Some(password.trim_end_matches(['\r', '\n']).to_string()))
+}
+
 /// Runs the whole enrolment; on success the config dir holds a complete identity.
 pub fn bootstrap(dirs: &Dirs, opts: &BootstrapOptions) -> Result<String, EnrollError> {
     if let Ok(existing) = config_device_id(dirs) {
@@ -108,6 +152,11 @@ pub fn bootstrap(dirs: &Dirs, opts: &BootstrapOptions) -> Result<String, EnrollE
             existing,
             dirs.agent_json(),
         ));
+    }
+    crate::privilege::check_elevation_command(&opts.elevation_command)
+        .map_err(EnrollError::Elevation)?;
+    if let Some(proxy) = &opts.proxy {
+        proxy.config.check().map_err(EnrollError::Proxy)?;
     }
     config::create_private_dir(&dirs.config).map_err(EnrollError::Write)?;
     let key = load_or_create_key(dirs)?;
@@ -118,7 +167,7 @@ pub fn bootstrap(dirs: &Dirs, opts: &BootstrapOptions) -> Result<String, EnrollE
         Some(path) => safe_fs::read_existing(path, MAX_CA_BYTES).map_err(EnrollError::CaCert)?,
         None => apiary_proto::tls_client::system_roots().ok_or(EnrollError::NoRoots)?,
     };
-    let transport = Transport::anonymous(&opts.server_url, &roots)?;
+    let transport = Transport::anonymous(&opts.server_url, &roots, opts.proxy.as_ref())?;
 
     let facts = crate::facts::collect();
     let request = EnrollRequest {
@@ -181,7 +230,17 @@ pub fn bootstrap(dirs: &Dirs, opts: &BootstrapOptions) -> Result<String, EnrollE
         device_id: device_id.clone(),
         server_url: opts.server_url.trim_end_matches('/').to_string(),
         bundle_signing_key: creds.bundle_signing_key,
+        elevation_command: opts.elevation_command.clone(),
+        proxy: opts.proxy.as_ref().map(|p| p.config.clone()),
     };
+    match opts.proxy.as_ref().and_then(|p| p.password.as_ref()) {
+        Some(password) => write(&dirs.proxy_password(), password.as_bytes(), 0o600)?,
+        // A password of an earlier enrolment must not outlive its proxy.
+        None if std::fs::symlink_metadata(dirs.proxy_password()).is_ok() => {
+            safe_fs::remove_file(&dirs.proxy_password()).map_err(EnrollError::Write)?
+        }
+        None => {}
+    }
     // A bundle kept from an earlier enrolment (this backend's before the device was deleted,
     // or another backend's) is not this enrolment's: its serials would refuse the new ones.
     if std::fs::symlink_metadata(dirs.bundle()).is_ok() {

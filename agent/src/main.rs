@@ -7,7 +7,7 @@ use std::time::Duration;
 use argh::FromArgs;
 
 use apiary_agent::config::Dirs;
-use apiary_agent::{config, cycle, enroll, lock, signals};
+use apiary_agent::{config, cycle, elevated, enroll, lock, proxy, signals};
 
 /// Apiary device agent: checks in with the backend, converges a signed bundle, reports.
 #[derive(FromArgs)]
@@ -25,10 +25,11 @@ struct Args {
 #[derive(FromArgs)]
 #[argh(subcommand)]
 enum Command {
-    Bootstrap(BootstrapCmd),
+    Bootstrap(Box<BootstrapCmd>),
     Start(StartCmd),
     RunOnce(RunOnceCmd),
     Version(VersionCmd),
+    Elevated(ElevatedCmd),
 }
 
 /// Enrol this device with a bootstrap key and wait for approval.
@@ -54,6 +55,26 @@ struct BootstrapCmd {
     /// seconds between approval polls while pending (default 5)
     #[argh(option, default = "5")]
     poll_interval: u64,
+    /// program and arguments, separated by spaces, that run system tools as root when the
+    /// agent is not root, e.g. "/usr/bin/sudo -n" (kept in agent.json)
+    #[argh(option)]
+    elevation_command: Option<String>,
+    /// HTTP proxy (CONNECT) to reach the backend through, kept in agent.json
+    #[argh(option)]
+    proxy_host: Option<String>,
+    /// the proxy's port (default 3128)
+    #[argh(option, default = "3128")]
+    proxy_port: u16,
+    /// basic-auth user for the proxy
+    #[argh(option)]
+    proxy_user: Option<String>,
+    /// the proxy password (visible to local users in `ps`; prefer --proxy-password-file or
+    /// APIARY_PROXY_PASSWORD)
+    #[argh(option)]
+    proxy_password: Option<String>,
+    /// file holding the proxy password, `-` for standard input
+    #[argh(option)]
+    proxy_password_file: Option<PathBuf>,
 }
 
 /// Run cycles forever: the first at once, then every interval with jitter.
@@ -65,6 +86,16 @@ struct StartCmd {}
 #[derive(FromArgs)]
 #[argh(subcommand, name = "run-once")]
 struct RunOnceCmd {}
+
+/// Do one file step as root for an agent that does not run as root (the agent runs this
+/// itself through its elevation command; see docs/agent.md).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "elevated")]
+struct ElevatedCmd {
+    /// the step and its arguments
+    #[argh(positional, greedy)]
+    args: Vec<String>,
+}
 
 /// Print the agent version.
 #[derive(FromArgs)]
@@ -87,13 +118,25 @@ fn main() -> ExitCode {
     };
     signals::install();
     match args.command {
+        Command::Elevated(cmd) => match elevated::serve(&cmd.args, &mut std::io::stdin().lock()) {
+            Ok(out) if out.is_empty() => ExitCode::SUCCESS,
+            Ok(out) => {
+                println!("{}", elevated::mark(&out));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
         Command::Version(_) => {
             println!("apiary-agent {}", apiary_proto::VERSION);
             ExitCode::SUCCESS
         }
-        Command::Bootstrap(cmd) => {
-            let key = match enroll::bootstrap_key(cmd.key, cmd.key_file.as_deref()) {
+        Command::Bootstrap(mut cmd) => {
+            let key = match enroll::bootstrap_key(cmd.key.take(), cmd.key_file.as_deref()) {
                 Ok(key) => key,
+                Err(e) => return fail(&e),
+            };
+            let proxy = match bootstrap_proxy(&mut cmd) {
+                Ok(proxy) => proxy,
                 Err(e) => return fail(&e),
             };
             let opts = enroll::BootstrapOptions {
@@ -102,6 +145,14 @@ fn main() -> ExitCode {
                 ca_cert: cmd.ca_cert,
                 device_name: cmd.device_name,
                 poll_interval: Duration::from_secs(cmd.poll_interval.clamp(1, 3600)),
+                elevation_command: cmd
+                    .elevation_command
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect(),
+                proxy,
             };
             match enroll::bootstrap(&dirs, &opts) {
                 Ok(_) => ExitCode::SUCCESS,
@@ -139,9 +190,10 @@ fn main() -> ExitCode {
         Command::Start(_) => match start_agent(dirs) {
             Ok((mut agent, _lock)) => {
                 eprintln!(
-                    "apiary-agent {} started as device {}",
+                    "apiary-agent {} started as device {} ({})",
                     apiary_proto::VERSION,
-                    agent.identity.config.device_id
+                    agent.identity.config.device_id,
+                    apiary_agent::privilege::current().describe()
                 );
                 while !signals::stop_requested() {
                     let s = agent.run_cycle();
@@ -168,6 +220,35 @@ fn start_agent(dirs: Dirs) -> Result<(cycle::Agent, lock::Lock), ExitCode> {
     let identity = config::Identity::load(&dirs).map_err(|e| fail(&e))?;
     let agent = cycle::Agent::new(dirs, identity).map_err(|e| fail(&e))?;
     Ok((agent, lock))
+}
+
+/// The proxy the bootstrap flags name, with its password.
+fn bootstrap_proxy(cmd: &mut BootstrapCmd) -> Result<Option<proxy::Proxy>, enroll::EnrollError> {
+    let password = enroll::proxy_password(
+        cmd.proxy_password.take(),
+        cmd.proxy_password_file.as_deref(),
+    )?;
+    let Some(host) = cmd.proxy_host.take() else {
+        if cmd.proxy_user.is_some() || password.is_some() {
+            return Err(enroll::EnrollError::Proxy(
+                "a proxy user or password needs --proxy-host".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    if password.is_some() && cmd.proxy_user.is_none() {
+        return Err(enroll::EnrollError::Proxy(
+            "a proxy password needs --proxy-user".into(),
+        ));
+    }
+    Ok(Some(proxy::Proxy {
+        config: proxy::ProxyConfig {
+            host,
+            port: cmd.proxy_port,
+            user: cmd.proxy_user.take(),
+        },
+        password,
+    }))
 }
 
 fn dir_setting(flag: Option<PathBuf>, env: &str, default: &str) -> PathBuf {

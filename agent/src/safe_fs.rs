@@ -72,6 +72,11 @@ impl SafeFsError {
         matches!(self, Self::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
     }
 
+    /// True when the kernel refused access to the path or a directory on it.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, Self::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied)
+    }
+
     fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Self::Io {
             path: path.into(),
@@ -432,6 +437,25 @@ impl AtomicFile {
         self.file()
             .set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(|e| SafeFsError::io(path(), e))
+    }
+
+    /// The written content, read from its start through a descriptor of its own (to hand to
+    /// another process as stdin before, or instead of, a commit).
+    pub fn reader(&self) -> Result<File> {
+        let fd = self.dir.file.as_raw_fd();
+        // SAFETY: a valid descriptor and a NUL-terminated name we created.
+        let raw = unsafe {
+            libc::openat(
+                fd,
+                self.tmp.as_ptr(),
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return Err(SafeFsError::io(self.target(), io::Error::last_os_error()));
+        }
+        // SAFETY: openat returned a new descriptor that nothing else owns.
+        Ok(File::from(unsafe { OwnedFd::from_raw_fd(raw) }))
     }
 
     /// Empties the temporary file, to write the content again from its start.

@@ -8,6 +8,7 @@ use apiary_proto::tls_client::{self, Suites, TlsError};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::policies::DownloadSink;
+use crate::proxy::Proxy;
 use ureq::config::AutoHeaderValue;
 use ureq::tls::ClientCert;
 
@@ -22,6 +23,15 @@ pub enum TransportError {
     /// No answer: the connection failed, was cut, or timed out.
     #[error("request to {url} failed: {source}")]
     Request { url: String, source: ureq::Error },
+    /// The proxy did not open the tunnel to the backend.
+    #[error("request to {url} failed: the proxy {proxy} {message}")]
+    Proxy {
+        url: String,
+        proxy: String,
+        /// The proxy's status, when it answered.
+        status: Option<u16>,
+        message: String,
+    },
     /// The backend answered with an error status.
     #[error("{url} answered {status}: {message}")]
     Status {
@@ -55,6 +65,9 @@ impl TransportError {
                     | ureq::Error::Protocol(_)
             ),
             TransportError::Status { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+            // Refused credentials or destination get the same answer again; a proxy that did
+            // not answer, or failed upstream (502, 503, 504), may do better soon.
+            TransportError::Proxy { status, .. } => status.is_none_or(|s| s >= 500),
             TransportError::Body { .. } => true,
             TransportError::Tls(_)
             | TransportError::Unusable { .. }
@@ -67,12 +80,18 @@ impl TransportError {
 pub struct Transport {
     agent: ureq::Agent,
     base: String,
+    /// The proxy's `host:port`, from `agent.json` or the environment.
+    proxy: Option<String>,
 }
 
 impl Transport {
     /// A client without a client certificate, trusting `roots` (PEM), for enrolment.
-    pub fn anonymous(base: &str, roots_pem: &[u8]) -> Result<Self, TransportError> {
-        Self::build(base, roots_pem, None)
+    pub fn anonymous(
+        base: &str,
+        roots_pem: &[u8],
+        proxy: Option<&Proxy>,
+    ) -> Result<Self, TransportError> {
+        Self::build(base, roots_pem, None, proxy)
     }
 
     /// A client presenting the device certificate, trusting only the pinned CA.
@@ -81,20 +100,39 @@ impl Transport {
         ca_pem: &[u8],
         cert_pem: &[u8],
         key_pem: &[u8],
+        proxy: Option<&Proxy>,
     ) -> Result<Self, TransportError> {
         let client = tls_client::client_cert(cert_pem, key_pem)?;
-        Self::build(base, ca_pem, Some(client))
+        Self::build(base, ca_pem, Some(client), proxy)
     }
 
     fn build(
         base: &str,
         roots_pem: &[u8],
         client_cert: Option<ClientCert>,
+        proxy: Option<&Proxy>,
     ) -> Result<Self, TransportError> {
         let roots = tls_client::roots(roots_pem)?;
         // The device API speaks TLS 1.3 only; offering nothing else saves bytes per check-in.
         let tls = tls_client::config(&roots, client_cert, Suites::Tls13);
+        // A configured proxy wins; without one, ureq reads HTTPS_PROXY and NO_PROXY.
+        let proxy = match proxy {
+            Some(p) => Some(p.for_ureq().map_err(|message| TransportError::Unusable {
+                url: base.to_string(),
+                message,
+            })?),
+            None => ureq::Proxy::try_from_env(),
+        };
+        let bypassed = |p: &ureq::Proxy| {
+            base.parse::<ureq::http::Uri>()
+                .is_ok_and(|uri| p.is_no_proxy(&uri))
+        };
+        let shown = proxy
+            .as_ref()
+            .filter(|p| !bypassed(p))
+            .map(|p| format!("{}:{}", p.host(), p.port()));
         let agent = ureq::Agent::config_builder()
+            .proxy(proxy)
             .tls_config(tls)
             .https_only(true)
             .http_status_as_error(false)
@@ -109,7 +147,25 @@ impl Transport {
         Ok(Self {
             agent,
             base: base.trim_end_matches('/').to_string(),
+            proxy: shown,
         })
+    }
+
+    /// A request that got no answer; a proxy that refused or did not answer is named.
+    fn failed(&self, url: &str, source: ureq::Error) -> TransportError {
+        let url = url.to_string();
+        match (&self.proxy, source) {
+            (Some(proxy), ureq::Error::ConnectProxyFailed(reason)) => {
+                proxy_refusal(url, proxy.clone(), &reason)
+            }
+            (Some(proxy), source) if unreachable(&source) => TransportError::Proxy {
+                url,
+                proxy: proxy.clone(),
+                status: None,
+                message: format!("could not be reached: {source}"),
+            },
+            (_, source) => TransportError::Request { url, source },
+        }
     }
 
     /// `POST`s JSON and decodes a JSON answer.
@@ -126,10 +182,7 @@ impl Transport {
             .post(&url)
             .content_type("application/json")
             .send(&body[..])
-            .map_err(|source| TransportError::Request {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(|source| self.failed(&url, source))?;
         decode_json(&url, response)
     }
 
@@ -140,10 +193,7 @@ impl Transport {
             .agent
             .get(&url)
             .call()
-            .map_err(|source| TransportError::Request {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(|source| self.failed(&url, source))?;
         decode_json(&url, response)
     }
 
@@ -156,10 +206,7 @@ impl Transport {
         if offset > 0 {
             request = request.header("range", format!("bytes={offset}-"));
         }
-        let mut response = request.call().map_err(|source| TransportError::Request {
-            url: url.clone(),
-            source,
-        })?;
+        let mut response = request.call().map_err(|source| self.failed(&url, source))?;
         check_status(&url, &mut response)?;
         let body_err = |message: String| TransportError::Body {
             url: url.clone(),
@@ -201,6 +248,41 @@ impl Transport {
 
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+}
+
+/// True for the failures of opening a connection (to the proxy, when there is one).
+fn unreachable(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind as K;
+    match e {
+        ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => true,
+        ureq::Error::Timeout(t) => matches!(t, ureq::Timeout::Connect | ureq::Timeout::Resolve),
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            K::ConnectionRefused | K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable
+        ),
+        _ => false,
+    }
+}
+
+/// What a proxy's refusal of CONNECT means, from ureq's reason ("proxy server responded
+/// 407/Proxy Authentication Required", "proxy server did not respond").
+fn proxy_refusal(url: String, proxy: String, reason: &str) -> TransportError {
+    let status = reason
+        .strip_prefix("proxy server responded ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse::<u16>().ok());
+    let message = match status {
+        Some(407) => "refused the credentials (407): check the proxy user and its password file".to_string(),
+        Some(403) => "does not allow a tunnel to this backend (403): its CONNECT allow-list must name the backend's host and port".to_string(),
+        Some(code) => format!("refused the tunnel ({code}): {reason}"),
+        None => format!("did not open the tunnel: {reason}"),
+    };
+    TransportError::Proxy {
+        url,
+        proxy,
+        status,
+        message,
     }
 }
 
@@ -287,9 +369,28 @@ mod tests {
         };
         assert!(!disk_full.is_transient());
         let garbled = TransportError::Unusable {
-            url,
+            url: url.clone(),
             message: "expected value at line 1".into(),
         };
         assert!(!garbled.is_transient());
+    }
+
+    #[test]
+    fn proxy_refusals_say_what_to_fix() {
+        let refusal = |reason: &str| proxy_refusal("u".into(), "gw:3128".into(), reason);
+        let auth = refusal("proxy server responded 407/Proxy Authentication Required");
+        assert!(!auth.is_transient());
+        assert!(
+            auth.to_string()
+                .contains("the proxy gw:3128 refused the credentials (407)")
+        );
+        let denied = refusal("proxy server responded 403/Forbidden");
+        assert!(!denied.is_transient());
+        assert!(
+            denied.to_string().contains("CONNECT allow-list"),
+            "{denied}"
+        );
+        assert!(refusal("proxy server responded 503/Service Unavailable").is_transient());
+        assert!(refusal("proxy server did not respond").is_transient());
     }
 }

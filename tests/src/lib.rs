@@ -15,6 +15,7 @@ use serde_json::Value;
 
 pub mod browser;
 pub mod dashboard_client;
+pub mod netns;
 pub mod relay;
 pub mod rootfs;
 

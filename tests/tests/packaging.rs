@@ -575,3 +575,53 @@ fn install_agent_sets_up_systemd_in_an_image_without_running_systemd() {
     );
     root.sh_ok("! test -e /etc/systemd/system/multi-user.target.wants/apiary-agent.service");
 }
+
+#[test]
+#[ignore = "needs cross/build, packaging/build, the Debian root and root (scripts/test runs it)"]
+fn install_agent_sets_up_the_unprivileged_mode() {
+    let root = RootFs::debian();
+    let backend = backend_for(&root);
+    let tarball = stage_installer(&root);
+    let out = root.sh_ok(&format!(
+        "/tmp/install-agent --from /tmp/{tarball} --init systemd --unprivileged --no-start \
+         --server {} --key-file /tmp/key --ca-cert /tmp/ca.crt --device-name unprivileged",
+        backend.device_url
+    ));
+    assert!(out.contains("created the system user apiary"), "{out}");
+    assert!(
+        out.contains("installed /etc/sudoers.d/apiary-agent"),
+        "{out}"
+    );
+    let files = repo().join("packaging/files");
+    assert_eq!(
+        root.read("/etc/systemd/system/apiary-agent.service.d/unprivileged.conf"),
+        std::fs::read_to_string(files.join("unprivileged.conf")).expect("drop-in")
+    );
+    assert_eq!(
+        root.read("/etc/sudoers.d/apiary-agent"),
+        std::fs::read_to_string(files.join("apiary-agent.sudoers")).expect("sudoers")
+    );
+    root.sh_ok("visudo -c -q -f /etc/sudoers.d/apiary-agent && test \"$(stat -c %a /etc/sudoers.d/apiary-agent)\" = 440");
+    let config: serde_json::Value =
+        serde_json::from_str(&root.read("/etc/apiary/agent.json")).expect("agent.json");
+    assert_eq!(
+        config["elevation_command"],
+        serde_json::json!(["/usr/bin/sudo", "-n"])
+    );
+    root.sh_ok("test \"$(stat -c %U:%a /etc/apiary)\" = apiary:700 && test \"$(stat -c %U /etc/apiary/device.key)\" = apiary");
+
+    // As systemd would run it: the user, a runtime dir of its own.
+    root.sh_ok("install -d -o apiary -g apiary -m 0700 /run/apiary");
+    let (ok, out) = run(root.command("/usr/bin/setpriv").args([
+        "--reuid=apiary",
+        "--regid=apiary",
+        "--init-groups",
+        "/usr/bin/apiary-agent",
+        "run-once",
+    ]));
+    assert!(ok, "{out}");
+    checked_in(&backend, "unprivileged");
+
+    root.sh_ok("/tmp/install-agent --uninstall --purge");
+    root.sh_ok("! test -e /etc/sudoers.d/apiary-agent && ! test -e /etc/systemd/system/apiary-agent.service.d");
+}

@@ -16,9 +16,11 @@ use apiary_proto::policy::InBundle;
 use apiary_proto::policy::file_distribution::{DistributedFile, FileDistribution, FileSet};
 
 use super::converged::Converged;
+use super::file_access::{self, Route};
 use super::file_attributes::{self, Actual, Wanted};
 use super::{Context, DownloadSink, ItemPolicy, Outcome};
 use crate::command;
+use crate::elevated::{self, Stat};
 use crate::safe_fs::{self, AtomicFile, Dir};
 use crate::template;
 
@@ -203,25 +205,50 @@ fn converge_file(
     }
     // The record covers content and attributes: a new owner or mode is a new desired state.
     let fingerprint = Converged::fingerprint(&[&desired, &wanted.describe()]);
-    let dir = match Dir::open(parent) {
-        Ok(dir) => Some(dir),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => return Err(e.to_string()),
+    let path = Path::new(destination);
+    let mut route = Route::for_destination(parent, &wanted);
+    let (dir, existing) = match route {
+        Route::Direct => {
+            let dir = match Dir::open(parent) {
+                Ok(dir) => Some(dir),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e.to_string()),
+            };
+            let existing = match &dir {
+                Some(dir) => Existing::of(dir, name, &desired, size)?,
+                None => Existing::default(),
+            };
+            (dir, existing)
+        }
+        // Most system files are readable by all: only what the agent cannot read costs a
+        // call through elevation.
+        Route::Elevated => {
+            match Dir::open(parent).map(|dir| Existing::of(&dir, name, &desired, size)) {
+                Ok(Ok(existing)) => (None, existing),
+                _ => (None, Existing::elevated(path, &desired)?),
+            }
+        }
     };
-    let existing = match &dir {
-        Some(dir) => Existing::of(dir, name, &desired, size)?,
-        None => Existing::default(),
-    };
+    // A file of another user's in a directory the agent may write is still theirs to replace.
+    if existing
+        .attributes
+        .is_some_and(|a| !file_access::owned_by_agent(a))
+    {
+        route = Route::Elevated;
+    }
     // Drift: the file is there but differs from what this agent itself last made of the same
     // desired state. Anything else is a new desired state, not a manual change.
     let drift = written.was(destination, &fingerprint);
-    if let (Some(dir), Some(actual), true) = (&dir, existing.attributes, existing.same_content) {
+    if let (Some(actual), true) = (existing.attributes, existing.same_content) {
         let differences = wanted.differences(actual);
         if differences.is_empty() {
             written.record(destination, &fingerprint);
             return Ok(FileChange::Unchanged);
         }
-        wanted.apply(dir, name, actual)?;
+        match (&dir, route) {
+            (Some(dir), Route::Direct) => wanted.apply(dir, name, actual)?,
+            _ => file_access::apply_elevated(path, &wanted, actual)?,
+        }
         written.record(destination, &fingerprint);
         return Ok(FileChange::Attributes {
             drift,
@@ -229,21 +256,40 @@ fn converge_file(
         });
     }
 
-    let dir = match dir {
-        Some(dir) => dir,
-        None => Dir::create_all(parent, 0o755).map_err(|e| format!("cannot create: {e}"))?,
-    };
-    let attributes = wanted.for_new_content(existing.attributes);
-    match rendered {
-        Some(bytes) => safe_fs::write_in(
-            &dir,
-            name,
-            &bytes,
-            attributes.mode,
-            Some((attributes.uid, attributes.gid)),
-        )
-        .map_err(|e| format!("cannot write: {e}"))?,
-        None => fetch_into_place(ctx, file, &dir, name, attributes)?,
+    let mut attributes = wanted.for_new_content(existing.attributes);
+    match (route, dir) {
+        (Route::Direct, dir) => {
+            if existing.attributes.is_none() {
+                file_access::default_to_agent(&wanted, &mut attributes);
+            }
+            let dir = match dir {
+                Some(dir) => dir,
+                None => {
+                    Dir::create_all(parent, 0o755).map_err(|e| format!("cannot create: {e}"))?
+                }
+            };
+            match rendered {
+                Some(bytes) => safe_fs::write_in(
+                    &dir,
+                    name,
+                    &bytes,
+                    attributes.mode,
+                    Some((attributes.uid, attributes.gid)),
+                )
+                .map_err(|e| format!("cannot write: {e}"))?,
+                None => fetch_into_place(ctx, file, &dir, name, attributes)?,
+            }
+        }
+        (Route::Elevated, _) => {
+            let owner = Some((attributes.uid, attributes.gid));
+            match rendered {
+                Some(bytes) => {
+                    let input = command::Input::Bytes(&bytes);
+                    elevated::write(path, input, attributes.mode, owner, &desired)?
+                }
+                None => fetch_elevated(ctx, file, path, attributes)?,
+            }
+        }
     }
     written.record(destination, &fingerprint);
     Ok(FileChange::Written {
@@ -293,6 +339,29 @@ impl Existing {
             same_content,
         })
     }
+
+    /// The same, as root sees it through the elevated helper.
+    fn elevated(path: &Path, desired: &str) -> Result<Self, String> {
+        Ok(match elevated::stat(path)? {
+            Stat::Absent => Self::default(),
+            Stat::Directory => return Err(format!("{} is a directory", path.display())),
+            Stat::Other => Self {
+                present: true,
+                ..Self::default()
+            },
+            Stat::File {
+                uid,
+                gid,
+                mode,
+                sha256,
+                ..
+            } => Self {
+                present: true,
+                attributes: Some(Actual { uid, gid, mode }),
+                same_content: sha256 == desired,
+            },
+        })
+    }
 }
 
 /// An expanded destination must still be a clean absolute path: a parameter value cannot
@@ -328,6 +397,31 @@ fn fetch_into_place(
     sink.inner
         .commit()
         .map_err(|e| format!("cannot install: {e}"))
+}
+
+/// Downloads a plain file into the state dir, then has the elevated helper install it.
+fn fetch_elevated(
+    ctx: &Context<'_>,
+    file: &DistributedFile,
+    path: &Path,
+    attributes: Actual,
+) -> Result<(), String> {
+    let state = Dir::open(ctx.state_dir).map_err(|e| e.to_string())?;
+    // Never committed: dropped, it is removed.
+    let upload = state
+        .atomic("elevated-upload", 0o600)
+        .map_err(|e| format!("cannot hold the download: {e}"))?;
+    let mut sink = HashingWriter::new(upload);
+    download_verified(ctx, file, &mut sink)?;
+    let content = sink.inner.reader().map_err(|e| e.to_string())?;
+    let owner = Some((attributes.uid, attributes.gid));
+    elevated::write(
+        path,
+        command::Input::File(content),
+        attributes.mode,
+        owner,
+        &file.sha256,
+    )
 }
 
 /// Downloads `file` into `sink` until its SHA-256 matches, at most [`DOWNLOAD_ATTEMPTS`]

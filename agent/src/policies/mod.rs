@@ -14,6 +14,7 @@ use crate::transport::TransportError;
 
 pub mod connectivity_watchdog;
 pub mod converged;
+pub mod file_access;
 pub mod file_attributes;
 pub mod file_distribution;
 pub mod ntp;

@@ -178,10 +178,7 @@ fn converge(servers: &[String], converged: &mut Converged) -> Result<Outcome, St
         ));
     }
     let drift = current.is_some() && converged.was(ITEM, &fingerprint);
-    let (parent, name) = safe_fs::split(&path).map_err(|e| e.to_string())?;
-    let dir = Dir::create_all(parent, 0o755).map_err(|e| format!("cannot create: {e}"))?;
-    safe_fs::write_in(&dir, name, desired.as_bytes(), 0o644, None)
-        .map_err(|e| format!("cannot write: {e}"))?;
+    write_config(&path, &desired)?;
     converged.record(ITEM, &fingerprint);
     let how = restart(&daemon).map_err(|e| {
         format!(
@@ -201,6 +198,19 @@ fn converge(servers: &[String], converged: &mut Converged) -> Result<Outcome, St
         what
     };
     Ok(Outcome::changed(NAME, ITEM.into(), drift, message))
+}
+
+/// Writes the daemon's config, as root (directly or through elevation: it is a system file).
+fn write_config(path: &Path, desired: &str) -> Result<(), String> {
+    if !crate::privilege::current().is_root() {
+        let sha256 = apiary_proto::digest::sha256_hex(desired.as_bytes());
+        let input = command::Input::Bytes(desired.as_bytes());
+        return crate::elevated::write(path, input, 0o644, None, &sha256);
+    }
+    let (parent, name) = safe_fs::split(path).map_err(|e| e.to_string())?;
+    let dir = Dir::create_all(parent, 0o755).map_err(|e| format!("cannot create: {e}"))?;
+    safe_fs::write_in(&dir, name, desired.as_bytes(), 0o644, None)
+        .map_err(|e| format!("cannot write: {e}"))
 }
 
 /// Restarts the daemon through systemd or its init script; says how.
@@ -239,7 +249,15 @@ fn restart(daemon: &Daemon) -> Result<String, String> {
 }
 
 fn run(program: &Path, args: &[&str]) -> Result<(), String> {
-    command::run_program_ok(program, args, None, RESTART_TIMEOUT)
+    let purpose = format!("restarting the time daemon ({})", program.display());
+    command::run_as_root(
+        program,
+        args,
+        command::Input::None,
+        RESTART_TIMEOUT,
+        &purpose,
+    )
+    .map(drop)
 }
 
 #[cfg(test)]

@@ -17,8 +17,9 @@ use apiary_proto::policy::process_watch::{ProcessWatch, WatchedProcess};
 
 use super::converged::Converged;
 use super::{Context, ItemPolicy, Outcome};
-use crate::command;
+use crate::privilege::{self, Privilege};
 use crate::system::processes;
+use crate::{command, elevated};
 
 const NAME: &str = ProcessWatch::NAME;
 /// Bound on a watch command.
@@ -50,9 +51,27 @@ impl ItemPolicy for ProcessWatch {
     }
 }
 
+/// The processes named `name`, seen with root's access: other users' executables are hidden
+/// from an agent that is not root, so a process it cannot see may still be `name`.
+fn pids_named(name: &str) -> Result<Vec<u32>, String> {
+    match privilege::current() {
+        Privilege::Root => Ok(processes::pids_named(name)),
+        Privilege::Elevated { .. } => elevated::pids(name),
+        unprivileged @ Privilege::Unprivileged { .. } => match processes::visible_named(name) {
+            (pids, hidden) if pids.is_empty() && hidden > 0 => Err(unprivileged.needs_root(
+                &format!("telling whether {name} runs ({hidden} processes of other users hide their executables)"),
+            )),
+            (pids, _) => Ok(pids),
+        },
+    }
+}
+
 fn watch(ctx: &Context<'_>, item: &WatchedProcess) -> Outcome {
     let name = item.name.as_str();
-    let pids = processes::pids_named(name);
+    let pids = match pids_named(name) {
+        Ok(pids) => pids,
+        Err(e) => return Outcome::failed(NAME, name.into(), e),
+    };
     let state = match (item.state, pids.is_empty()) {
         (Presence::Present, false) => {
             return Outcome::unchanged(

@@ -55,6 +55,40 @@ fn content(keys: &[String]) -> String {
 
 fn converge_keys(item: &AuthorizedKeys, converged: &mut Converged) -> Result<Outcome, String> {
     let user = item.user.as_str();
+    let account = account_of(user)?;
+    let want = content(&item.keys);
+    let fingerprint = Converged::fingerprint(&[&want, &account.home]);
+    let drift = converged.was(user, &fingerprint);
+    // Another user's keys need root; the agent's own user's never do.
+    let fixes = if crate::privilege::current().is_root() || account.uid == crate::privilege::euid()
+    {
+        apply_to(&account, &want)?
+    } else {
+        crate::elevated::ssh_keys(user, &want)?
+    };
+    converged.record(user, &fingerprint);
+    if fixes.is_empty() {
+        return Ok(Outcome::unchanged(
+            NAME,
+            user.into(),
+            format!(
+                "{}/{SSH_DIR}/{KEYS_FILE} holds the {} configured key(s)",
+                account.home,
+                item.keys.len()
+            ),
+        ));
+    }
+    let what = fixes.join("; ");
+    let message = if drift {
+        format!("SSH keys of {user} were changed on the device; restored: {what}")
+    } else {
+        format!("SSH keys of {user}: {what}")
+    };
+    Ok(Outcome::changed(NAME, user.into(), drift, message))
+}
+
+/// The account, which must exist and have a home directory keys can go under.
+fn account_of(user: &str) -> Result<Account, String> {
     let account = accounts::account(user)
         .map_err(|e| format!("cannot read: {e}"))?
         .ok_or_else(|| format!("user {user} does not exist; its SSH keys cannot be set"))?;
@@ -64,22 +98,29 @@ fn converge_keys(item: &AuthorizedKeys, converged: &mut Converged) -> Result<Out
             account.home
         ));
     }
-    let want = content(&item.keys);
-    let fingerprint = Converged::fingerprint(&[&want, &account.home]);
-    let drift = converged.was(user, &fingerprint);
+    Ok(account)
+}
+
+/// Makes `user`'s `authorized_keys` hold exactly `want`; returns what it fixed (nothing when
+/// all was right). The root side of `apiary-agent elevated ssh-keys` runs this too.
+pub fn apply(user: &str, want: &str) -> Result<Vec<String>, String> {
+    apply_to(&account_of(user)?, want)
+}
+
+fn apply_to(account: &Account, want: &str) -> Result<Vec<String>, String> {
+    let user = account.name.as_str();
     let home = Dir::open(Path::new(&account.home))
         .map_err(|e| format!("home directory of {user}: {e}"))?;
     let mut fixes = Vec::new();
-    let ssh = open_ssh_dir(&home, &account, &mut fixes)?;
-    let file = ssh.join(KEYS_FILE);
-    let count = item.keys.len();
+    let ssh = open_ssh_dir(&home, account, &mut fixes)?;
+    let count = want.lines().count();
     match present(&ssh)? {
         Present::Absent => {
-            write(&ssh, &want, &account)?;
+            write(&ssh, want, account)?;
             fixes.push(format!("authorized_keys created with {count} key(s)"));
         }
         Present::NotOurs(what) => {
-            write(&ssh, &want, &account)?;
+            write(&ssh, want, account)?;
             fixes.push(format!(
                 "authorized_keys was {what}; replaced with {count} key(s)"
             ));
@@ -92,7 +133,7 @@ fn converge_keys(item: &AuthorizedKeys, converged: &mut Converged) -> Result<Out
             // Say what else was wrong before a rewrite makes it right.
             fix(
                 Actual::of(&meta),
-                &account,
+                account,
                 FILE_MODE,
                 KEYS_FILE,
                 &mut fixes,
@@ -100,32 +141,14 @@ fn converge_keys(item: &AuthorizedKeys, converged: &mut Converged) -> Result<Out
             )?;
             if bytes != want.as_bytes() {
                 let before = String::from_utf8_lossy(&bytes).lines().count();
-                write(&ssh, &want, &account)?;
+                write(&ssh, want, account)?;
                 fixes.push(format!(
                     "authorized_keys rewritten ({before} line(s) -> {count} key(s))"
                 ));
             }
         }
     }
-    converged.record(user, &fingerprint);
-    if fixes.is_empty() {
-        return Ok(Outcome::unchanged(
-            NAME,
-            user.into(),
-            format!(
-                "{} holds the {} configured key(s)",
-                file.display(),
-                item.keys.len()
-            ),
-        ));
-    }
-    let what = fixes.join("; ");
-    let message = if drift {
-        format!("SSH keys of {user} were changed on the device; restored: {what}")
-    } else {
-        format!("SSH keys of {user}: {what}")
-    };
-    Ok(Outcome::changed(NAME, user.into(), drift, message))
+    Ok(fixes)
 }
 
 /// What `authorized_keys` is now.

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{accounts, programs};
-use crate::command;
 use crate::safe_fs::{self, Dir};
+use crate::{command, elevated};
 
 /// Bound on one account command (they are quick; a hang must not stall the cycle).
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -96,14 +96,24 @@ impl AccountTools {
             args.extend(["-s", shell]);
         }
         args.push(new.name);
-        run(program, &args, None)
+        run(
+            program,
+            &args,
+            None,
+            &format!("adding account {}", new.name),
+        )
     }
 
     /// Removes an account and its home directory.
     pub fn remove(&self, name: &str) -> Result<(), String> {
+        let purpose = format!("removing account {name}");
         match self {
-            AccountTools::Shadow { userdel, .. } => run(userdel, &["--remove", name], None),
-            AccountTools::Busybox { deluser, .. } => run(deluser, &["--remove-home", name], None),
+            AccountTools::Shadow { userdel, .. } => {
+                run(userdel, &["--remove", name], None, &purpose)
+            }
+            AccountTools::Busybox { deluser, .. } => {
+                run(deluser, &["--remove-home", name], None, &purpose)
+            }
         }
     }
 
@@ -112,9 +122,12 @@ impl AccountTools {
     /// Busybox has no `usermod`; there the agent rewrites the account's `/etc/passwd` line.
     pub fn modify(&self, name: &str, home: &str, shell: &str) -> Result<(), String> {
         match self {
-            AccountTools::Shadow { usermod, .. } => {
-                run(usermod, &["--home", home, "--shell", shell, name], None)
-            }
+            AccountTools::Shadow { usermod, .. } => run(
+                usermod,
+                &["--home", home, "--shell", shell, name],
+                None,
+                &format!("changing account {name}"),
+            ),
             AccountTools::Busybox { .. } => rewrite_passwd_line(name, home, shell),
         }
     }
@@ -129,11 +142,22 @@ pub fn set_password_hash(user: &str, hash: &str) -> Result<(), String> {
         )
     })?;
     let input = format!("{user}:{hash}\n");
-    run(&chpasswd, &["-e"], Some(input.as_bytes()))
+    run(
+        &chpasswd,
+        &["-e"],
+        Some(input.as_bytes()),
+        &format!("setting the password of {user}"),
+    )
 }
 
-fn run(program: &std::path::Path, args: &[&str], input: Option<&[u8]>) -> Result<(), String> {
-    command::run_program_ok(program, args, input, TIMEOUT)
+/// Runs an account tool as root (see [`crate::privilege`]).
+fn run(
+    program: &std::path::Path,
+    args: &[&str],
+    input: Option<&[u8]>,
+    purpose: &str,
+) -> Result<(), String> {
+    command::run_as_root(program, args, input.into(), TIMEOUT, purpose).map(drop)
 }
 
 /// Replaces the home and shell fields of `name`'s line in `/etc/passwd`, atomically.
@@ -153,6 +177,17 @@ fn rewrite_passwd_line(name: &str, home: &str, shell: &str) -> Result<(), String
         .ok_or_else(|| format!("user {name} is not in /etc/passwd"))?;
     let mode = meta.permissions().mode() & 0o7777;
     let owner = Some((meta.uid(), meta.gid()));
+    if !crate::privilege::current().is_root() {
+        let sha256 = apiary_proto::digest::sha256_hex(new.as_bytes());
+        let input = command::Input::Bytes(new.as_bytes());
+        return elevated::write(
+            std::path::Path::new("/etc/passwd"),
+            input,
+            mode,
+            owner,
+            &sha256,
+        );
+    }
     safe_fs::write_in(&etc, "passwd", new.as_bytes(), mode, owner)
         .map_err(|e| format!("cannot write: {e}"))
 }

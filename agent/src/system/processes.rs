@@ -21,6 +21,9 @@ pub struct Process {
     pub argv0_name: Option<String>,
     /// Real and effective user ids are both 0.
     pub root: bool,
+    /// The executable exists but this process may not see it (another user's, to a
+    /// process that is not root).
+    pub exe_hidden: bool,
 }
 
 impl Process {
@@ -51,15 +54,28 @@ pub fn list() -> Vec<Process> {
 
 /// The PIDs of processes named `name`.
 pub fn pids_named(name: &str) -> Vec<u32> {
-    list()
+    visible_named(name).0
+}
+
+/// The PIDs of processes named `name`, and how many processes hide their executable from
+/// this one (each of which might be `name`).
+pub fn visible_named(name: &str) -> (Vec<u32>, usize) {
+    let all = list();
+    let hidden = all.iter().filter(|p| p.exe_hidden).count();
+    let pids = all
         .into_iter()
         .filter(|p| p.is_named(name))
         .map(|p| p.pid)
-        .collect()
+        .collect();
+    (pids, hidden)
 }
 
 fn read(dir: &Path, pid: u32) -> Process {
-    let exe_name = fs::read_link(dir.join("exe")).ok().and_then(|p| {
+    let exe = fs::read_link(dir.join("exe"));
+    let exe_hidden = exe
+        .as_ref()
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+    let exe_name = exe.ok().and_then(|p| {
         // An executable replaced on disk reads as "/usr/sbin/x (deleted)": still x.
         let name = p.file_name()?.to_string_lossy().into_owned();
         Some(name.trim_end_matches(" (deleted)").to_string())
@@ -75,6 +91,7 @@ fn read(dir: &Path, pid: u32) -> Process {
         exe_name,
         argv0_name,
         root,
+        exe_hidden,
     }
 }
 
@@ -123,6 +140,7 @@ mod tests {
             exe_name: Some("busybox".into()),
             argv0_name: Some("crond".into()),
             root: true,
+            exe_hidden: false,
         };
         assert!(p.is_named("crond") && p.is_named("busybox"));
         assert!(!p.is_named("cron") && !p.is_named("crond2") && !p.is_named("rond"));
@@ -135,6 +153,7 @@ mod tests {
             exe_name: Some(exe.into()),
             argv0_name: Some("crond".into()),
             root,
+            exe_hidden: false,
         };
         assert!(
             !renamed("sleep", true).is_named("crond"),
