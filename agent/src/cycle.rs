@@ -1,12 +1,13 @@
 //! One agent cycle: check in, verify the bundle, converge, report, and check in again if
 //! anything changed so the backend learns the outcome at once.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use apiary_proto::device_api::{CheckinRequest, CheckinResponse, HostFacts, Level};
 use apiary_proto::paths;
 
 use crate::bundle_store::{self, InForce};
+use crate::clock;
 use crate::config::{Dirs, Identity};
 use crate::expand::Vars;
 use crate::network;
@@ -31,6 +32,10 @@ pub struct Summary {
     pub interval_seconds: u64,
 }
 
+/// How often the agent sends its clock and takes the backend's (and on each process's
+/// first check-in).
+const CLOCK_EVERY: u64 = 86400;
+
 /// State-dir file holding the network interfaces the backend last acknowledged.
 const NETWORK_SENT: &str = "network-sent.json";
 
@@ -42,6 +47,8 @@ pub struct Agent {
     pub in_force: Option<InForce>,
     /// The backend acknowledged a check-in that carried this process's version.
     version_sent: bool,
+    /// When this process last had the backend's time (trusted clock).
+    time_sent_at: Option<u64>,
     /// Read once per process: the source of `$(sys.*)` values.
     facts: HostFacts,
     /// Reports per check-in: halved when the backend finds a body too large, grown back
@@ -53,6 +60,7 @@ impl Agent {
     /// Loads the identity and the last good bundle.
     pub fn new(dirs: Dirs, identity: Identity) -> Result<Self, TransportError> {
         crate::privilege::init(&identity.config.elevation_command);
+        clock::load(&dirs);
         crate::proxy::export_to_children(identity.proxy.as_ref());
         let transport = Transport::mutual(
             &identity.config.server_url,
@@ -68,6 +76,7 @@ impl Agent {
             transport,
             in_force,
             version_sent: false,
+            time_sent_at: None,
             facts: crate::facts::collect(),
             report_batch: MAX_PER_CHECKIN,
         })
@@ -193,7 +202,11 @@ impl Agent {
         // (kept in tmpfs, so a reboot sends them again): idle check-ins stay small.
         let network_marker = self.dirs.state.join(NETWORK_SENT);
         let network = network::Unacknowledged::since(&network_marker, network::interfaces());
+        let send_time = self
+            .time_sent_at
+            .is_none_or(|t| clock::now().saturating_sub(t) >= CLOCK_EVERY);
         let request = CheckinRequest {
+            time: send_time.then(clock::system_now),
             network: network.as_ref().map(|n| n.list.clone()),
             agent_version: (!self.version_sent).then(|| apiary_proto::VERSION.to_string()),
             bundle_hash: self.in_force.as_ref().map(|b| b.hash.clone()),
@@ -208,6 +221,9 @@ impl Agent {
             .transport
             .post_json::<_, CheckinResponse>(paths::CHECKIN, &request)?;
         self.version_sent = true;
+        if let Some(backend) = response.time {
+            self.note_clock(backend);
+        }
         if let Some(network) = &network {
             network.acknowledged(&network_marker);
         }
@@ -215,6 +231,24 @@ impl Agent {
             queue.ack(seq, now());
         }
         Ok(response)
+    }
+
+    /// Takes the backend's time: the floor of the agent's clock, and the skew, said once per
+    /// process when it is large.
+    fn note_clock(&mut self, backend: u64) {
+        let skew = clock::record_backend_time(&self.dirs, backend);
+        if skew.unsigned_abs() > clock::SKEWED && self.time_sent_at.is_none() {
+            eprintln!(
+                "warning: the system clock is {} the backend's{}",
+                apiary_proto::device_api::describe_skew(skew),
+                if skew < 0 {
+                    "; certificates are checked, and reports stamped, on the backend's time"
+                } else {
+                    ""
+                }
+            );
+        }
+        self.time_sent_at = Some(clock::now());
     }
 
     /// Reports a rejected bundle once per distinct bundle, so a bad bundle does not flood the log.
@@ -301,12 +335,9 @@ fn log_outcome(o: &Outcome) {
     eprintln!("{}: {}: {}", o.level.as_str(), o.policy, o.message);
 }
 
-/// Unix seconds now (0 if the clock is before 1970, as on some boards before NTP).
+/// Unix seconds now, on the agent's trusted clock (see [`clock`]).
 pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    clock::now()
 }
 
 /// The pause before the next cycle: the interval plus up to 10 % random jitter, so a fleet

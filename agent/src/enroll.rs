@@ -159,6 +159,7 @@ pub fn bootstrap(dirs: &Dirs, opts: &BootstrapOptions) -> Result<String, EnrollE
         proxy.config.check().map_err(EnrollError::Proxy)?;
     }
     config::create_private_dir(&dirs.config).map_err(EnrollError::Write)?;
+    crate::clock::load(dirs);
     let key = load_or_create_key(dirs)?;
     let public_key = hex::encode(key.public_key());
     let device_id = apiary_proto::digest::device_id(key.public_key());

@@ -3,6 +3,7 @@
 //! the parsers and renderers the agent feeds with what it receives.
 
 pub mod bundle_store;
+pub mod clock;
 pub mod command;
 pub mod config;
 pub mod cycle;
@@ -20,4 +21,5 @@ pub mod safe_fs;
 pub mod signals;
 pub mod system;
 pub mod template;
+pub mod tls;
 pub mod transport;

@@ -4,13 +4,15 @@ use std::io::Read;
 use std::time::Duration;
 
 use apiary_proto::device_api::ErrorBody;
-use apiary_proto::tls_client::{self, Suites, TlsError};
+use apiary_proto::tls_client::TlsError;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::policies::DownloadSink;
 use crate::proxy::Proxy;
+use crate::tls::TlsConnector;
 use ureq::config::AutoHeaderValue;
-use ureq::tls::ClientCert;
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
 
 /// Largest JSON answer accepted (a bundle with many files stays far below this).
 const MAX_JSON_BYTES: u64 = 16 * 1024 * 1024;
@@ -91,7 +93,7 @@ impl Transport {
         roots_pem: &[u8],
         proxy: Option<&Proxy>,
     ) -> Result<Self, TransportError> {
-        Self::build(base, roots_pem, None, proxy)
+        Self::build(base, TlsConnector::new(roots_pem, None)?, proxy)
     }
 
     /// A client presenting the device certificate, trusting only the pinned CA.
@@ -102,19 +104,13 @@ impl Transport {
         key_pem: &[u8],
         proxy: Option<&Proxy>,
     ) -> Result<Self, TransportError> {
-        let client = tls_client::client_cert(cert_pem, key_pem)?;
-        Self::build(base, ca_pem, Some(client), proxy)
+        let tls = TlsConnector::new(ca_pem, Some((cert_pem, key_pem)))?;
+        Self::build(base, tls, proxy)
     }
 
-    fn build(
-        base: &str,
-        roots_pem: &[u8],
-        client_cert: Option<ClientCert>,
-        proxy: Option<&Proxy>,
-    ) -> Result<Self, TransportError> {
-        let roots = tls_client::roots(roots_pem)?;
-        // The device API speaks TLS 1.3 only; offering nothing else saves bytes per check-in.
-        let tls = tls_client::config(&roots, client_cert, Suites::Tls13);
+    /// TLS comes from [`TlsConnector`] (TLS 1.3 only, the agent's trusted time) over a TCP
+    /// connection or a proxy's tunnel.
+    fn build(base: &str, tls: TlsConnector, proxy: Option<&Proxy>) -> Result<Self, TransportError> {
         // A configured proxy wins; without one, ureq reads HTTPS_PROXY and NO_PROXY.
         let proxy = match proxy {
             Some(p) => Some(p.for_ureq().map_err(|message| TransportError::Unusable {
@@ -131,9 +127,8 @@ impl Transport {
             .as_ref()
             .filter(|p| !bypassed(p))
             .map(|p| format!("{}:{}", p.host(), p.port()));
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .proxy(proxy)
-            .tls_config(tls)
             .https_only(true)
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(30)))
@@ -142,8 +137,12 @@ impl Transport {
             // Every header is paid for on every check-in; the version travels in the body.
             .user_agent(AutoHeaderValue::None)
             .accept(AutoHeaderValue::None)
-            .build()
-            .new_agent();
+            .build();
+        let connector =
+            ().chain(ConnectProxyConnector::default())
+                .chain(TcpConnector::default())
+                .chain(tls);
+        let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
         Ok(Self {
             agent,
             base: base.trim_end_matches('/').to_string(),

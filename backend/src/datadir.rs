@@ -170,7 +170,7 @@ impl DataDir {
             // A P-384 server key (data dirs from before P-256) is replaced: devices trust the
             // CA, not the certificate, and the new key signs every handshake 28 times faster.
             (Ok(cert_pem), Ok(key_pem))
-                if crate::pki::covers(&cert_pem, server_names, 30)?
+                if crate::pki::covers(&cert_pem, server_names, crate::pki::SERVER_RENEW_DAYS)?
                     && crate::pki::is_p256_key(&key_pem) =>
             {
                 CertAndKey { cert_pem, key_pem }

@@ -102,6 +102,12 @@ pub fn device(d: &Value) {
     );
     println!("ip:             {}", s(&d["remote_ip"]));
     println!("agent:          {}", s(&d["agent_version"]));
+    if let Some(skew) = d["clock_skew"].as_i64() {
+        println!(
+            "clock:          {} ({skew} s)",
+            apiary_proto::device_api::describe_skew(skew)
+        );
+    }
     println!("requested:      {}", time(&d["requested_at"]));
     println!("last check-in:  {}", time(&d["last_checkin"]));
     println!(

@@ -245,6 +245,10 @@ pub struct CheckinRequest {
     /// acknowledged them (and on the first check-in after a reboot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Vec<NetInterface>>,
+    /// The device's clock (Unix seconds), sent on a process's first check-in and then once a
+    /// day, so the backend can tell the device's clock skew and answer with its own time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<u64>,
 }
 
 /// Reports a check-in may carry; the agent sends at most `MAX_PER_CHECKIN` (200).
@@ -281,6 +285,33 @@ pub struct CheckinResponse {
     /// Every report of `queue_id` with `seq <= ack_seq` is stored; the agent may drop them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack_seq: Option<u64>,
+    /// The backend's clock (Unix seconds), when the request carried the device's: a time the
+    /// agent trusts (it came over the verified TLS connection) as a floor for its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<u64>,
+}
+
+/// A device's clock skew (its clock minus the backend's, seconds) in words: "in step" within
+/// a second, else its size in the largest unit that fits, "ahead" or "behind".
+pub fn describe_skew(skew: i64) -> String {
+    const UNITS: [(u64, &str); 5] = [
+        (365 * 86400, "years"),
+        (86400, "days"),
+        (3600, "h"),
+        (60, "min"),
+        (1, "s"),
+    ];
+    let size = skew.unsigned_abs();
+    if size < 2 {
+        return "in step".into();
+    }
+    let (unit, name) = UNITS
+        .iter()
+        .find(|(u, _)| size >= 2 * u || *u == 1)
+        .copied()
+        .unwrap_or((1, "s"));
+    let side = if skew > 0 { "ahead" } else { "behind" };
+    format!("{} {name} {side}", size / unit)
 }
 
 /// Error body of every device-API and operator-API failure.
@@ -292,6 +323,17 @@ pub struct ErrorBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skews_in_words() {
+        assert_eq!(describe_skew(0), "in step");
+        assert_eq!(describe_skew(-1), "in step");
+        assert_eq!(describe_skew(42), "42 s ahead");
+        assert_eq!(describe_skew(-150), "2 min behind");
+        assert_eq!(describe_skew(3 * 3600 + 5), "3 h ahead");
+        assert_eq!(describe_skew(-1_796_000_000), "56 years behind");
+        assert_eq!(describe_skew(366 * 86400), "366 days ahead");
+    }
 
     fn iface(name: &str, mac: Option<&str>, addresses: &[&str]) -> NetInterface {
         NetInterface {

@@ -44,6 +44,7 @@ pub async fn checkin(
     let repeat = request.reports.is_empty()
         && request.network.is_none()
         && request.agent_version.is_none()
+        && request.time.is_none()
         && device
             .state
             .repeats_last(request.bundle_hash.as_deref(), remote_ip);
@@ -60,7 +61,13 @@ pub async fn checkin(
         }
         _ => None,
     };
-    Ok(Json(CheckinResponse { bundle, ack_seq }))
+    // Answered only to a device that sent its own: the agent's floor for its clock.
+    let time = request.time.map(|_| now.max(0) as u64);
+    Ok(Json(CheckinResponse {
+        bundle,
+        ack_seq,
+        time,
+    }))
 }
 
 /// Stores the check-in's reports and what it says; returns the acknowledged report seq.
@@ -97,11 +104,17 @@ async fn record(
                 applied_hash: request.bundle_hash.clone(),
                 remote_ip: remote_ip.to_string(),
                 network,
+                clock_skew: request.time.map(|t| skew(t, now)),
                 outcome,
             },
         )
         .await?;
     Ok(ack_seq)
+}
+
+/// The device's clock minus the backend's, in seconds (clamped: a device may send anything).
+fn skew(device_time: u64, now: i64) -> i64 {
+    (device_time.min(i64::MAX as u64) as i64).saturating_sub(now)
 }
 
 /// The device's current bundle, unless it is the one the device has.

@@ -69,14 +69,18 @@ impl Authority {
         })
     }
 
-    /// Issues the device-API server certificate for `names` (DNS names or IP addresses).
+    /// Issues the device-API server certificate for `names` (DNS names or IP addresses),
+    /// valid from [`SERVER_NOT_BEFORE`] for [`SERVER_DAYS`]: a device whose clock starts at
+    /// its agent's build time, or runs up to two years ahead, still accepts it.
     pub fn issue_server(&self, names: &[String]) -> Result<CertAndKey, PkiError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::new(names.to_vec())?;
         params.distinguished_name = name("Apiary device API");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        validity(&mut params, 825);
+        validity(&mut params, SERVER_DAYS);
+        params.not_before = OffsetDateTime::from_unix_timestamp(SERVER_NOT_BEFORE)
+            .expect("a fixed, valid timestamp");
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(CertAndKey {
             cert_pem: cert.pem(),
@@ -100,6 +104,16 @@ impl Authority {
         Ok(cert.pem())
     }
 }
+
+/// Where every device-API server certificate's validity starts (2020-01-01): before any
+/// agent's build, so a device without a clock (its floor is its build time) accepts it.
+/// The start protects nothing here; the end is what limits an old key.
+pub const SERVER_NOT_BEFORE: i64 = 1_577_836_800;
+/// How long a server certificate is valid from its issue (10 years).
+pub const SERVER_DAYS: i64 = 3650;
+/// The server certificate is re-issued once fewer days than this remain (2 years), so a
+/// device clock up to that far ahead never finds it expired.
+pub const SERVER_RENEW_DAYS: i64 = 730;
 
 fn validity(params: &mut CertificateParams, days: i64) {
     let now = OffsetDateTime::now_utc();
@@ -165,7 +179,8 @@ pub fn pem_fingerprint(pem: &str) -> Result<String, PkiError> {
     Ok(apiary_proto::digest::sha256_hex(&der))
 }
 
-/// True when the certificate names every one of `names` and is valid for `days` more days.
+/// True when the certificate names every one of `names`, is valid from [`SERVER_NOT_BEFORE`]
+/// on, and for `days` more days.
 pub fn covers(cert_pem: &str, names: &[String], days: i64) -> Result<bool, PkiError> {
     use rustls_pki_types::{CertificateDer, pem::PemObject};
     use x509_parser::extensions::GeneralName;
@@ -175,6 +190,10 @@ pub fn covers(cert_pem: &str, names: &[String], days: i64) -> Result<bool, PkiEr
         x509_parser::parse_x509_certificate(&der).map_err(|e| PkiError::Parse(e.to_string()))?;
     let horizon = OffsetDateTime::now_utc() + Duration::days(days);
     if cert.validity().not_after.timestamp() < horizon.unix_timestamp() {
+        return Ok(false);
+    }
+    // Issued before validity started at SERVER_NOT_BEFORE: clockless devices refuse it.
+    if cert.validity().not_before.timestamp() > SERVER_NOT_BEFORE {
         return Ok(false);
     }
     let mut have = Vec::new();

@@ -140,6 +140,8 @@ pub struct Device {
     pub approved_at: Option<Timestamp>,
     pub last_checkin: Option<Timestamp>,
     pub agent_version: Option<String>,
+    /// The device's clock minus the backend's, in seconds, when last measured.
+    pub clock_skew: Option<i64>,
     /// The bundle the device last reported as applied.
     pub applied_hash: Option<String>,
     pub applied_serial: Option<u64>,
@@ -229,6 +231,8 @@ pub struct CheckinRecord {
     pub remote_ip: String,
     /// New network interfaces; `None` keeps the stored ones.
     pub network: Option<Vec<apiary_proto::device_api::NetInterface>>,
+    /// The clock skew measured in this check-in; `None` keeps the stored one.
+    pub clock_skew: Option<i64>,
     pub outcome: CheckinOutcome,
 }
 

@@ -91,6 +91,9 @@ pub async fn page(
                         tr { th { "Last check-in" } td { @match device.last_checkin { Some(t) => { (when(t)) " (" (ago(t, now)) ")" }, None => "never" } } }
                         tr { th { "Applied commit" } td { @match device.applied_commit { Some(c) => a href={ "/commits/" (c) } { "#" (c) }, None => "none" } } }
                         tr { th { "Agent" } td { (device.agent_version.as_deref().unwrap_or(&device.facts.agent_version)) } }
+                        @if let Some(skew) = device.clock_skew {
+                            tr { th { "Clock" } td { (apiary_proto::device_api::describe_skew(skew)) } }
+                        }
                         tr { th { "Enrolled" } td { (when(device.requested_at)) } }
                     }
                 }

@@ -16,6 +16,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_fleet_indexes.sql"),
     include_str!("migrations/0005_pending_per_key.sql"),
     include_str!("migrations/0006_fleet_counts.sql"),
+    include_str!("migrations/0007_clock_skew.sql"),
 ];
 
 /// The version this backend brings databases to.

@@ -101,7 +101,8 @@ fn report_row(r: &Row<'_>) -> rusqlite::Result<StoredReport> {
 }
 
 const DEVICE_COLUMNS: &str = "id, name, status, group_path, facts, remote_ip, requested_at, approved_at, \
-     last_checkin, agent_version, applied_hash, applied_serial, applied_commit, public_key, cert_pem, cert_fingerprint";
+     last_checkin, agent_version, applied_hash, applied_serial, applied_commit, public_key, cert_pem, cert_fingerprint, \
+     clock_skew";
 
 fn device_row(row: &Row<'_>) -> rusqlite::Result<(Device, String)> {
     let status: String = row.get(2)?;
@@ -118,6 +119,7 @@ fn device_row(row: &Row<'_>) -> rusqlite::Result<(Device, String)> {
             approved_at: row.get(7)?,
             last_checkin: row.get(8)?,
             agent_version: row.get(9)?,
+            clock_skew: row.get(16)?,
             applied_hash: row.get(10)?,
             applied_serial: row.get::<_, Option<i64>>(11)?.map(|s| s as u64),
             applied_commit: row.get(12)?,
@@ -601,6 +603,7 @@ impl Store for SqliteStore {
             applied_hash,
             remote_ip,
             network,
+            clock_skew,
             outcome,
         } = checkin;
         let network = network.as_ref().map(json);
@@ -619,7 +622,8 @@ impl Store for SqliteStore {
             tx.execute(
                 "UPDATE devices SET last_checkin = ?2, agent_version = COALESCE(?3, agent_version),
                      applied_hash = ?4, applied_serial = ?5, applied_commit = ?6, remote_ip = ?8,
-                     facts = CASE WHEN ?7 IS NULL THEN facts ELSE json_set(facts, '$.network', json(?7)) END
+                     facts = CASE WHEN ?7 IS NULL THEN facts ELSE json_set(facts, '$.network', json(?7)) END,
+                     clock_skew = COALESCE(?9, clock_skew)
                  WHERE id = ?1",
                 params![
                     id,
@@ -629,7 +633,8 @@ impl Store for SqliteStore {
                     applied.map(|a| a.0),
                     applied.map(|a| a.1),
                     network,
-                    remote_ip
+                    remote_ip,
+                    clock_skew
                 ],
             )?;
             if let Some((serial, commit_id)) = applied {
