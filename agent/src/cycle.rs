@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use apiary_proto::device_api::{CheckinRequest, CheckinResponse, HostFacts, Level};
 use apiary_proto::paths;
+use apiary_proto::policy::connectivity_watchdog::ConnectivityWatchdog;
+use apiary_proto::signed::Envelope;
 
 use crate::bundle_store::{self, InForce};
 use crate::clock;
@@ -122,50 +124,97 @@ impl Agent {
             log_outcome(&outcome);
             queue.push(to_report(outcome, self.serial()), now());
         }
-        if let Some(in_force) = &self.in_force {
-            let fetcher = BackendFetch {
-                transport: &self.transport,
-            };
-            let vars = Vars::new(
-                &self.facts,
-                &self.identity.config.device_id,
-                in_force.bundle.policies.parameters.as_ref(),
-            );
-            let ctx = Context {
-                state_dir: &self.dirs.state,
-                fetcher: &fetcher,
-                stop_requested: &signals::stop_requested,
-                vars: &vars,
-            };
-            let serial = in_force.bundle.serial;
-            if let (false, Some(spec)) = (
-                summary.online,
-                &in_force.bundle.policies.connectivity_watchdog,
-            ) {
-                // Before converging: a policy that hangs on the missing network must not
-                // hold the watchdog back.
-                watchdog.failed_checkin(spec, &vars, now());
+        let fetcher = BackendFetch {
+            transport: &self.transport,
+        };
+        let offline = !summary.online;
+        self.converge(&fetcher, &mut queue, &mut summary, |spec, vars| {
+            // Before converging: a policy that hangs on the missing network must not hold
+            // the watchdog back.
+            if offline {
+                watchdog.failed_checkin(spec, vars, now());
             }
-            for outcome in policies::converge(&in_force.bundle, &ctx) {
-                match outcome.status {
-                    Status::Unchanged => continue,
-                    Status::Changed => summary.changed += 1,
-                    Status::Failed => summary.failed += 1,
-                }
-                // Secrets never leave the device in a report, nor reach its logs.
-                let outcome = redact(outcome, &vars);
-                log_outcome(&outcome);
-                if settings.reports {
-                    queue.push(to_report(outcome, serial), now());
-                }
-            }
-        }
+        });
 
         // Something changed: tell the backend now, on the same connection, not an interval later.
         if summary.online
             && (bundle_changed || queue.len() > queued_before || summary.bundle_rejected)
         {
             self.checkin(&mut queue);
+        }
+        if let Err(e) = queue.save() {
+            eprintln!("warning: cannot save the report queue: {e}");
+        }
+        summary
+    }
+
+    /// Converges the bundle in force with `fetcher` for file content, queueing what
+    /// changed or failed; `before` sees the watchdog spec (if any) and the values first.
+    fn converge(
+        &self,
+        fetcher: &dyn Fetch,
+        queue: &mut ReportQueue,
+        summary: &mut Summary,
+        before: impl FnOnce(&ConnectivityWatchdog, &Vars),
+    ) {
+        let Some(in_force) = &self.in_force else {
+            return;
+        };
+        let settings = policies::settings::effective(Some(&in_force.bundle));
+        let vars = Vars::new(
+            &self.facts,
+            &self.identity.config.device_id,
+            in_force.bundle.policies.parameters.as_ref(),
+        );
+        let ctx = Context {
+            state_dir: &self.dirs.state,
+            fetcher,
+            stop_requested: &signals::stop_requested,
+            vars: &vars,
+        };
+        let serial = in_force.bundle.serial;
+        if let Some(spec) = &in_force.bundle.policies.connectivity_watchdog {
+            before(spec, &vars);
+        }
+        for outcome in policies::converge(&in_force.bundle, &ctx) {
+            match outcome.status {
+                Status::Unchanged => continue,
+                Status::Changed => summary.changed += 1,
+                Status::Failed => summary.failed += 1,
+            }
+            // Secrets never leave the device in a report, nor reach its logs.
+            let outcome = redact(outcome, &vars);
+            log_outcome(&outcome);
+            if settings.reports {
+                queue.push(to_report(outcome, serial), now());
+            }
+        }
+    }
+
+    /// Applies a bundle brought on a medium (`apiary-agent apply`): verified exactly as one
+    /// from the backend, converged with `fetcher` for its files, and the reports queued for
+    /// the next check-in. Nothing goes over the network.
+    pub fn apply_offline(&mut self, envelope: Envelope, fetcher: &dyn Fetch) -> Summary {
+        let mut summary = Summary::default();
+        let mut queue = ReportQueue::load(&self.dirs.state);
+        match bundle_store::accept(
+            &self.dirs,
+            &self.identity,
+            envelope.clone(),
+            self.in_force.as_ref(),
+        ) {
+            Ok(new) => {
+                eprintln!(
+                    "bundle serial {} (commit {}) is now in force (applied offline)",
+                    new.bundle.serial, new.bundle.commit_id
+                );
+                self.in_force = Some(new);
+                self.converge(fetcher, &mut queue, &mut summary, |_, _| {});
+            }
+            Err(e) => {
+                summary.bundle_rejected = true;
+                self.report_rejection(&mut queue, &envelope.payload_hash(), &e.to_string());
+            }
         }
         if let Err(e) = queue.save() {
             eprintln!("warning: cannot save the report queue: {e}");

@@ -13,6 +13,7 @@ pub mod expand;
 pub mod facts;
 pub mod lock;
 pub mod network;
+pub mod offline;
 pub mod policies;
 pub mod privilege;
 pub mod proxy;

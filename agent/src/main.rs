@@ -7,7 +7,7 @@ use std::time::Duration;
 use argh::FromArgs;
 
 use apiary_agent::config::Dirs;
-use apiary_agent::{config, cycle, elevated, enroll, lock, proxy, signals};
+use apiary_agent::{config, cycle, elevated, enroll, lock, offline, proxy, signals};
 
 /// Apiary device agent: checks in with the backend, converges a signed bundle, reports.
 #[derive(FromArgs)]
@@ -30,6 +30,7 @@ enum Command {
     RunOnce(RunOnceCmd),
     Version(VersionCmd),
     Elevated(ElevatedCmd),
+    Apply(ApplyCmd),
 }
 
 /// Enrol this device with a bootstrap key and wait for approval.
@@ -97,6 +98,16 @@ struct ElevatedCmd {
     args: Vec<String>,
 }
 
+/// Apply an offline bundle (from `apiary bundles export`) without any network: 0 all good,
+/// 1 unreadable or fatal, 2 refused or something failed. Reports go at the next check-in.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "apply")]
+struct ApplyCmd {
+    /// the archive
+    #[argh(positional)]
+    file: PathBuf,
+}
+
 /// Print the agent version.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "version")]
@@ -126,6 +137,7 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e),
         },
+        Command::Apply(cmd) => apply(dirs, &cmd.file),
         Command::Version(_) => {
             println!("apiary-agent {}", apiary_proto::VERSION);
             ExitCode::SUCCESS
@@ -206,6 +218,39 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+    }
+}
+
+fn apply(dirs: Dirs, file: &std::path::Path) -> ExitCode {
+    let archive = match offline::Archive::open(file) {
+        Ok(archive) => archive,
+        Err(e) => return fail(&e),
+    };
+    let envelope = match archive.envelope() {
+        Ok(envelope) => envelope,
+        Err(e) => return fail(&e),
+    };
+    let (mut agent, _lock) = match start_agent(dirs) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let s = agent.apply_offline(envelope, &archive);
+    eprintln!(
+        "applied {} offline ({} file(s) in it): {} changed, {} failed{}; reports go at the next check-in",
+        file.display(),
+        archive.files(),
+        s.changed,
+        s.failed,
+        if s.bundle_rejected {
+            ", bundle refused"
+        } else {
+            ""
+        }
+    );
+    if s.failed > 0 || s.bundle_rejected {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -86,6 +86,9 @@ pub enum Command {
     },
     /// Print the CA certificate agents pin (for `apiary-agent bootstrap --ca-cert`)
     Ca,
+    /// Devices' signed bundles, for devices with no network to the backend
+    #[command(subcommand)]
+    Bundles(BundlesCmd),
 }
 
 #[derive(Args)]
@@ -180,6 +183,19 @@ pub enum GroupsCmd {
     Move { path: String, parent: String },
     /// Delete an empty group
     Delete { path: String },
+}
+
+#[derive(Subcommand)]
+pub enum BundlesCmd {
+    /// Write a device's signed bundle and every file it references as one archive, for
+    /// `apiary-agent apply FILE` on the device
+    Export {
+        /// Device id, unique id prefix, or name
+        device: String,
+        /// Where to write the archive
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]

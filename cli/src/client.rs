@@ -74,6 +74,23 @@ impl Client {
         r.body_mut().read_to_string().map_err(|e| decode(&url, e))
     }
 
+    /// Streams the answer of `GET path` into `out`; returns the bytes written.
+    pub fn get_to(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, ClientError> {
+        let url = self.url(path);
+        let mut r = self
+            .agent
+            .get(&url)
+            .header("authorization", self.bearer())
+            .call()
+            .map_err(|e| connect(&url, e))?;
+        check(&url, &mut r)?;
+        let mut body = r.body_mut().with_config().limit(u64::MAX).reader();
+        std::io::copy(&mut body, out).map_err(|e| ClientError::Decode {
+            url: url.clone(),
+            message: e.to_string(),
+        })
+    }
+
     pub fn post<B: Serialize>(
         &self,
         path: &str,

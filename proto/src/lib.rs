@@ -11,6 +11,7 @@ pub mod device_api;
 pub mod diff;
 pub mod digest;
 pub mod hex;
+pub mod offline;
 pub mod pem;
 pub mod policy;
 pub mod range;

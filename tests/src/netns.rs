@@ -7,7 +7,8 @@ use std::process::{Child, Command};
 use crate::wait_for;
 
 /// A namespace held open by a sleeping process, with `ns_addr` inside and `host_addr` on the
-/// host's end of the pair (a /30 of 10.203.0.0/16 picked from the holder's PID).
+/// host's end of the pair (a /30 of 10.203.0.0/16 picked from the holder's PID); for an
+/// [`NetNs::isolated`] one, the addresses the pair would have.
 pub struct NetNs {
     holder: Child,
     pub host_addr: String,
@@ -17,6 +18,31 @@ pub struct NetNs {
 impl NetNs {
     /// Creates the namespace and its link (needs root).
     pub fn new() -> Self {
+        let ns = Self::isolated();
+        let pid = ns.holder.id();
+        let veth = format!("apx{pid}");
+        sh_ok(&format!(
+            "ip link add {veth} type veth peer name eth0 netns {pid} && \
+             ip addr add {}/30 dev {veth} && ip link set {veth} up",
+            ns.host_addr
+        ));
+        let inside = ns
+            .command("/bin/sh")
+            .args([
+                "-c",
+                &format!(
+                    "ip addr add {}/30 dev eth0 && ip link set eth0 up",
+                    ns.ns_addr
+                ),
+            ])
+            .output()
+            .expect("nsenter runs");
+        assert!(inside.status.success(), "{inside:?}");
+        ns
+    }
+
+    /// A namespace with its loopback only: no route anywhere (an air-gapped device).
+    pub fn isolated() -> Self {
         let ours = std::fs::read_link("/proc/self/ns/net").expect("own namespace");
         let holder = Command::new("unshare")
             .args(["--net", "sleep", "3600"])
@@ -32,29 +58,17 @@ impl NetNs {
         let (third, fourth) = (n >> 6, (n & 63) * 4);
         let host_addr = format!("10.203.{third}.{}", fourth + 1);
         let ns_addr = format!("10.203.{third}.{}", fourth + 2);
-        let veth = format!("apx{pid}");
         let ns = Self {
             holder,
             host_addr,
             ns_addr,
         };
-        sh_ok(&format!(
-            "ip link add {veth} type veth peer name eth0 netns {pid} && \
-             ip addr add {}/30 dev {veth} && ip link set {veth} up",
-            ns.host_addr
-        ));
-        let inside = ns
-            .command("/bin/sh")
-            .args([
-                "-c",
-                &format!(
-                    "ip link set lo up && ip addr add {}/30 dev eth0 && ip link set eth0 up",
-                    ns.ns_addr
-                ),
-            ])
+        let lo = ns
+            .command("ip")
+            .args(["link", "set", "lo", "up"])
             .output()
             .expect("nsenter runs");
-        assert!(inside.status.success(), "{inside:?}");
+        assert!(lo.status.success(), "{lo:?}");
         ns
     }
 

@@ -428,18 +428,24 @@ fn fetch_elevated(
 /// times, waiting 1, 2, 4 s between attempts. A cut transfer resumes where it stopped; a
 /// complete one with the wrong digest starts over. A refusal (the backend will not serve
 /// the file to this device, or has no such file) is not retried: asking again in the same
-/// cycle gets the same answer. Nothing is installed until the digest matches.
+/// cycle gets the same answer. Nothing is installed until the digest matches. A fetcher
+/// that would give the same bytes again (an offline bundle) gets one attempt.
 fn download_verified(
     ctx: &Context<'_>,
     file: &DistributedFile,
     sink: &mut dyn VerifiedSink,
 ) -> Result<(), String> {
+    let attempts = if ctx.fetcher.retries() {
+        DOWNLOAD_ATTEMPTS
+    } else {
+        1
+    };
     let restart = |sink: &mut dyn VerifiedSink| {
         sink.restart()
             .map_err(|e| format!("cannot restart the download of {}: {e}", file.source))
     };
     let mut last = String::new();
-    for attempt in 1..=DOWNLOAD_ATTEMPTS {
+    for attempt in 1..=attempts {
         if sink.offset() >= file.size {
             // Everything arrived (the connection may have dropped right after): check it.
             if sink.digest() == file.sha256 {
@@ -465,13 +471,14 @@ fn download_verified(
             // Keep what arrived: the next attempt continues from there.
             Err(e) => last = e.to_string(),
         }
-        if attempt < DOWNLOAD_ATTEMPTS && !pause(ctx, Duration::from_secs(1 << (attempt - 1))) {
+        if attempt < attempts && !pause(ctx, Duration::from_secs(1 << (attempt - 1))) {
             break;
         }
     }
     Err(format!(
-        "download of {} failed after {DOWNLOAD_ATTEMPTS} attempts ({} of {} bytes held): {last}; not installed",
+        "download of {} failed after {attempts} attempt{} ({} of {} bytes held): {last}; not installed",
         file.source,
+        if attempts == 1 { "" } else { "s" },
         sink.offset(),
         file.size
     ))

@@ -87,6 +87,12 @@ pub trait Fetch {
     /// when it already holds a start (the caller verifies the digest). The error tells a
     /// refusal (not worth retrying) from a failure that may pass.
     fn fetch(&self, sha256: &str, sink: &mut dyn DownloadSink) -> Result<(), TransportError>;
+
+    /// Whether asking again may give another answer (a network may; an archive on a
+    /// medium gives the same bytes every time).
+    fn retries(&self) -> bool {
+        true
+    }
 }
 
 /// Where a download goes: it knows how much it already holds, and can start over when the

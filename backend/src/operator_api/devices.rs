@@ -91,3 +91,18 @@ pub async fn delete(
 ) -> Result<Json<Device>, ApiError> {
     Ok(Json(devices::delete(&state, &actor.0, &id).await?))
 }
+
+/// `GET /api/v1/devices/{id}/offline-bundle`: the signed bundle and its files as one
+/// archive (`application/x-tar`), for `apiary-agent apply` on a device with no network.
+pub async fn offline_bundle(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let archive = crate::service::offline::export(&state, &actor.0, &id).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-tar")],
+        archive,
+    )
+        .into_response())
+}

@@ -33,6 +33,7 @@ pub fn router(state: Shared) -> Router {
         .route("/devices/{id}/approve", post(devices::approve))
         .route("/devices/{id}/reject", post(devices::reject))
         .route("/devices/{id}/move", post(groups::move_device))
+        .route("/devices/{id}/offline-bundle", get(devices::offline_bundle))
         .route(
             "/groups",
             get(groups::list)

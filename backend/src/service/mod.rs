@@ -14,6 +14,7 @@ pub mod config;
 pub mod devices;
 pub mod files;
 pub mod groups;
+pub mod offline;
 pub mod parameters;
 
 use crate::store::StoreError;

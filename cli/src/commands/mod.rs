@@ -3,6 +3,7 @@
 
 mod audit;
 mod bootstrap_keys;
+mod bundles;
 mod commits;
 mod config;
 mod devices;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> Result<(), ClientError> {
             json.json,
         ),
         Command::Ca => ca(&c),
+        Command::Bundles(cmd) => bundles::run(&c, cmd),
     }
 }
 
