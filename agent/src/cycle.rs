@@ -273,6 +273,9 @@ impl Agent {
         if let Some(backend) = response.time {
             self.note_clock(backend);
         }
+        if response.renew {
+            self.renew_certificate();
+        }
         if let Some(network) = &network {
             network.acknowledged(&network_marker);
         }
@@ -280,6 +283,18 @@ impl Agent {
             queue.ack(seq, now());
         }
         Ok(response)
+    }
+
+    /// Replaces the device certificate, as the backend asked; a failure is logged and
+    /// retried at the next check-in (the backend keeps asking).
+    fn renew_certificate(&mut self) {
+        match crate::renew::renew(&self.dirs, &mut self.identity, &self.transport) {
+            Ok(transport) => {
+                self.transport = transport;
+                eprintln!("device certificate renewed");
+            }
+            Err(e) => eprintln!("warning: certificate renewal failed, trying again later: {e}"),
+        }
     }
 
     /// Takes the backend's time: the floor of the agent's clock, and the skew, said once per

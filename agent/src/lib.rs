@@ -17,6 +17,7 @@ pub mod offline;
 pub mod policies;
 pub mod privilege;
 pub mod proxy;
+pub mod renew;
 pub mod reports;
 pub mod safe_fs;
 pub mod signals;

@@ -46,6 +46,14 @@ impl TlsConnector {
                     .map_err(|e| TlsError::Key(format!("device certificate: {e}")))?;
                 let key = PrivateKeyDer::from_pem_slice(key_pem)
                     .map_err(|e| TlsError::Key(e.to_string()))?;
+                // A certificate for another key (a renewal gone wrong) is named here, not
+                // left to fail every handshake.
+                rustls::sign::CertifiedKey::from_der(
+                    chain.clone(),
+                    key.clone_key(),
+                    &tls_client::provider(Suites::Tls13),
+                )
+                .map_err(|e| TlsError::Key(format!("the device certificate and key: {e}")))?;
                 builder
                     .with_client_auth_cert(chain, key)
                     .map_err(|e| TlsError::Key(e.to_string()))?

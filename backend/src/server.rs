@@ -36,6 +36,13 @@ pub struct ServeOptions {
     /// Private key (PEM) for --tls-cert
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Seconds a device certificate is valid (default 10 years)
+    #[arg(long, default_value_t = crate::pki::DEVICE_LIFETIME)]
+    pub device_cert_lifetime: i64,
+    /// Seconds before its end that a device is asked to renew its certificate (default: a
+    /// third of the lifetime)
+    #[arg(long)]
+    pub device_cert_renew_before: Option<i64>,
     #[command(flatten)]
     pub device_limits: DeviceLimitArgs,
 }
@@ -141,12 +148,19 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         &data.authority.cert_pem,
         opts.device_limits.device_sessions,
     )?;
+    let store = data.shared_store();
+    let mut authority = data.authority;
+    authority.device_lifetime = opts.device_cert_lifetime.max(60);
+    authority.device_renew_before = opts
+        .device_cert_renew_before
+        .unwrap_or(authority.device_lifetime / 3)
+        .clamp(0, authority.device_lifetime);
     let state = Arc::new(AppState {
-        store: data.shared_store(),
+        store,
         blobs: BlobStore::open(&data.root.join("files")).map_err(ServeError::Blobs)?,
         signer: data.signer,
         secrets: data.secrets,
-        authority: data.authority,
+        authority,
         commit_lock: tokio::sync::Mutex::new(()),
     });
 

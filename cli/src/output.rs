@@ -102,6 +102,13 @@ pub fn device(d: &Value) {
     );
     println!("ip:             {}", s(&d["remote_ip"]));
     println!("agent:          {}", s(&d["agent_version"]));
+    if let Some(cert) = d["certificate"].as_object() {
+        println!(
+            "certificate:    valid until {} (sha256 {})",
+            time(&cert["not_after"]),
+            cert["fingerprint"].as_str().unwrap_or_default()
+        );
+    }
     if let Some(skew) = d["clock_skew"].as_i64() {
         println!(
             "clock:          {} ({skew} s)",

@@ -289,7 +289,27 @@ pub struct CheckinResponse {
     /// agent trusts (it came over the verified TLS connection) as a floor for its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<u64>,
+    /// The device certificate is due for renewal: the agent asks for a new one
+    /// (`POST /v1/renew`) right after this check-in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub renew: bool,
 }
+
+/// The payload of `POST /v1/renew`, signed with the device's current key and sent over a
+/// connection authenticated with its current certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewRequest {
+    pub device_id: String,
+}
+
+/// The answer to a renewal: the new certificate (PEM), for the same key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewResponse {
+    pub certificate_pem: String,
+}
+
+/// Largest renewal request body (a signed `RenewRequest` is about 300 bytes).
+pub const MAX_RENEW_BODY_BYTES: usize = 4096;
 
 /// A device's clock skew (its clock minus the backend's, seconds) in words: "in step" within
 /// a second, else its size in the largest unit that fits, "ahead" or "behind".

@@ -30,6 +30,9 @@ pub mod paths {
     pub const BOOTSTRAP_STATUS_PREFIX: &str = "/v1/bootstrap/";
     /// `POST` over mTLS: the one request of a cycle.
     pub const CHECKIN: &str = "/v1/checkin";
+    /// `POST` (mTLS): a new certificate for the device's key, asked for when the check-in
+    /// answer says `renew`.
+    pub const RENEW: &str = "/v1/renew";
     /// `GET /v1/files/{sha256}` over mTLS, with `Range` support.
     pub const FILES_PREFIX: &str = "/v1/files/";
 }

@@ -63,10 +63,16 @@ pub async fn checkin(
     };
     // Answered only to a device that sent its own: the agent's floor for its clock.
     let time = request.time.map(|_| now.max(0) as u64);
+    // Asked on every check-in until the device has its new certificate.
+    let renew = conn
+        .peer
+        .as_ref()
+        .is_some_and(|p| state.authority.renewal_due(p.not_after, now));
     Ok(Json(CheckinResponse {
         bundle,
         ack_seq,
         time,
+        renew,
     }))
 }
 

@@ -9,6 +9,7 @@ mod body;
 mod checkin;
 mod enroll;
 mod files;
+mod renew;
 
 /// The device API router.
 pub fn router(state: Shared) -> Router {
@@ -16,6 +17,7 @@ pub fn router(state: Shared) -> Router {
         .route(apiary_proto::paths::BOOTSTRAP, post(enroll::bootstrap))
         .route("/v1/bootstrap/{device_id}", get(enroll::status))
         .route(apiary_proto::paths::CHECKIN, post(checkin::checkin))
+        .route(apiary_proto::paths::RENEW, post(renew::renew))
         .route("/v1/files/{sha256}", get(files::download))
         .fallback(|| async { crate::error::ApiError::not_found("no such device API endpoint") })
         .with_state(state)
@@ -37,14 +39,22 @@ pub(crate) async fn authenticated_device(
         .peer
         .as_ref()
         .ok_or_else(|| ApiError::unauthorized("a device certificate is required"))?;
-    // Only the certificate issued at approval counts: a rejected device's old one is dead.
-    if let Some(current) = state.store.checkin_state(&peer.device_id).await?
-        && current.cert_fingerprint == peer.fingerprint
-    {
-        return Ok(AuthenticatedDevice {
-            id: peer.device_id.clone(),
-            state: current,
-        });
+    // Only the certificate issued at approval or the last renewal counts (and, until the
+    // device first presents that one, the one it replaced): a rejected device's is dead.
+    if let Some(current) = state.store.checkin_state(&peer.device_id).await? {
+        let previous = current.previous_cert.as_deref() == Some(peer.fingerprint.as_str());
+        if current.cert_fingerprint == peer.fingerprint || previous {
+            if current.previous_cert.is_some() && !previous {
+                state
+                    .store
+                    .forget_previous_certificate(&peer.device_id)
+                    .await?;
+            }
+            return Ok(AuthenticatedDevice {
+                id: peer.device_id.clone(),
+                state: current,
+            });
+        }
     }
     // Refused: one more query, for a message that says why.
     let device =

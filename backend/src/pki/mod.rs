@@ -35,7 +35,14 @@ pub struct CertAndKey {
 pub struct Authority {
     pub cert_pem: String,
     issuer: Issuer<'static, KeyPair>,
+    /// How long a device certificate is valid, and how long before its end the device is
+    /// asked to renew it (seconds).
+    pub device_lifetime: i64,
+    pub device_renew_before: i64,
 }
+
+/// A device certificate's default lifetime: 10 years.
+pub const DEVICE_LIFETIME: i64 = 10 * 365 * 86400;
 
 impl Authority {
     /// Creates a new self-signed CA, valid for 20 years.
@@ -66,6 +73,8 @@ impl Authority {
         Ok(Self {
             cert_pem: cert_pem.to_string(),
             issuer,
+            device_lifetime: DEVICE_LIFETIME,
+            device_renew_before: DEVICE_LIFETIME / 3,
         })
     }
 
@@ -99,7 +108,8 @@ impl Authority {
         params.distinguished_name = name(device_id);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        validity(&mut params, 365 * 10);
+        validity(&mut params, 0);
+        params.not_after = OffsetDateTime::now_utc() + Duration::seconds(self.device_lifetime);
         let cert = params.signed_by(&RawDeviceKey(public_key, algorithm), &self.issuer)?;
         Ok(cert.pem())
     }
@@ -114,6 +124,13 @@ pub const SERVER_DAYS: i64 = 3650;
 /// The server certificate is re-issued once fewer days than this remain (2 years), so a
 /// device clock up to that far ahead never finds it expired.
 pub const SERVER_RENEW_DAYS: i64 = 730;
+
+impl Authority {
+    /// True when a device certificate ending at `not_after` is due for renewal at `now`.
+    pub fn renewal_due(&self, not_after: i64, now: i64) -> bool {
+        not_after - now < self.device_renew_before
+    }
+}
 
 fn validity(params: &mut CertificateParams, days: i64) {
     let now = OffsetDateTime::now_utc();
@@ -156,6 +173,8 @@ pub struct PeerCertificate {
     pub device_id: String,
     /// SHA-256 of the certificate DER, matched against the certificate issued at approval.
     pub fingerprint: String,
+    /// The end of its validity (Unix seconds).
+    pub not_after: i64,
 }
 
 impl PeerCertificate {
@@ -167,6 +186,7 @@ impl PeerCertificate {
         Ok(Self {
             device_id: apiary_proto::digest::device_id(public_key),
             fingerprint: apiary_proto::digest::sha256_hex(der),
+            not_after: cert.validity().not_after.timestamp(),
         })
     }
 }

@@ -52,6 +52,17 @@ pub struct DeviceDetail {
     pub current_bundle: Option<StoredBundle>,
     /// Newest first.
     pub reports: Vec<StoredReport>,
+    /// The certificate the device authenticates with, when it has one.
+    pub certificate: Option<CertificateInfo>,
+}
+
+/// What an operator sees of a device certificate.
+#[derive(Clone, Debug, Serialize)]
+pub struct CertificateInfo {
+    /// SHA-256 of the certificate (DER), hex.
+    pub fingerprint: String,
+    /// The end of its validity (Unix seconds); the agent renews it before.
+    pub not_after: i64,
 }
 
 /// Every device, or those in `status`.
@@ -64,7 +75,16 @@ pub async fn list(
 
 pub async fn show(state: &AppState, id: &str) -> Result<DeviceDetail, DeviceError> {
     let device = find(state, id).await?;
+    let certificate = device.cert_pem.as_deref().and_then(|pem| {
+        let der = pem_der(pem)?;
+        let peer = crate::pki::PeerCertificate::from_der(&der).ok()?;
+        Some(CertificateInfo {
+            fingerprint: peer.fingerprint,
+            not_after: peer.not_after,
+        })
+    });
     Ok(DeviceDetail {
+        certificate,
         current_bundle: state.store.current_bundle(&device.id).await?,
         reports: state
             .store
@@ -72,6 +92,13 @@ pub async fn show(state: &AppState, id: &str) -> Result<DeviceDetail, DeviceErro
             .await?,
         device,
     })
+}
+
+fn pem_der(pem: &str) -> Option<Vec<u8>> {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .ok()
+        .map(|d| d.to_vec())
 }
 
 /// Approves a pending device, or reverses a rejection (with a new certificate).

@@ -26,8 +26,11 @@ use super::Timestamp;
 /// What the check-in of an approved device needs to know.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckinState {
-    /// SHA-256 (hex) of the certificate issued at approval.
+    /// SHA-256 (hex) of the certificate issued at approval or the last renewal.
     pub cert_fingerprint: String,
+    /// The certificate before the last renewal, still accepted until the device presents
+    /// the new one. A device with one is never cached (the window is one check-in long).
+    pub previous_cert: Option<String>,
     /// Hash of the device's latest bundle, if it has one.
     pub current_bundle: Option<String>,
     /// What the last check-in recorded in full said, if this process saw it.
@@ -99,6 +102,7 @@ impl CheckinCache {
         let e = entries.map.get(&key)?;
         Some(CheckinState {
             cert_fingerprint: hex::encode(&e.fingerprint),
+            previous_cert: None,
             current_bundle: e.current_bundle.map(|d| hex::encode(&d)),
             recorded: e.recorded.map(|(applied, ip, settled)| RecordedCheckin {
                 applied_hash: applied.map(|d| hex::encode(&d)),
@@ -120,6 +124,9 @@ impl CheckinCache {
         else {
             return;
         };
+        if state.previous_cert.is_some() {
+            return;
+        }
         let Some(current_bundle) = optional_digest(state.current_bundle.as_deref()) else {
             return;
         };
@@ -203,6 +210,7 @@ mod tests {
     fn state() -> CheckinState {
         CheckinState {
             cert_fingerprint: d(1),
+            previous_cert: None,
             current_bundle: Some(d(2)),
             recorded: None,
         }

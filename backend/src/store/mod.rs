@@ -380,6 +380,17 @@ pub trait Store: operators::OperatorStore + fleet_view::FleetView + Send + Sync 
         fingerprint: &str,
         now: Timestamp,
     ) -> Result<(), StoreError>;
+    /// Makes `cert_pem` (`fingerprint`) the approved device's certificate, keeping the one
+    /// it replaces accepted until [`Store::forget_previous_certificate`]; false when the
+    /// device is not approved.
+    async fn renew_certificate(
+        &self,
+        id: &str,
+        cert_pem: &str,
+        fingerprint: &str,
+    ) -> Result<bool, StoreError>;
+    /// The device presented its renewed certificate: the one before it is refused from now.
+    async fn forget_previous_certificate(&self, id: &str) -> Result<(), StoreError>;
     async fn reject_device(&self, id: &str) -> Result<(), StoreError>;
     /// Forgets a device with its bundles, reports and rollout rows (the audit log keeps
     /// its entries); false if there was none.

@@ -17,6 +17,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_pending_per_key.sql"),
     include_str!("migrations/0006_fleet_counts.sql"),
     include_str!("migrations/0007_clock_skew.sql"),
+    include_str!("migrations/0008_cert_renewal.sql"),
 ];
 
 /// The version this backend brings databases to.

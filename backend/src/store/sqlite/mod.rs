@@ -561,12 +561,53 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn renew_certificate(
+        &self,
+        id: &str,
+        cert_pem: &str,
+        fingerprint: &str,
+    ) -> Result<bool, StoreError> {
+        let (id, cert_pem, fingerprint) = (
+            id.to_string(),
+            cert_pem.to_string(),
+            fingerprint.to_string(),
+        );
+        let cache = self.checkins.clone();
+        self.with(move |c| {
+            // The previous one stays only if the device never used the one it replaces.
+            let changed = c.execute(
+                "UPDATE devices SET prev_cert_fingerprint = COALESCE(prev_cert_fingerprint, cert_fingerprint),
+                     cert_pem = ?2, cert_fingerprint = ?3
+                 WHERE id = ?1 AND status = 'approved'",
+                params![id, cert_pem, fingerprint],
+            )?;
+            cache.invalidate(&id);
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn forget_previous_certificate(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        let cache = self.checkins.clone();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE devices SET prev_cert_fingerprint = NULL WHERE id = ?1",
+                [&id],
+            )?;
+            cache.invalidate(&id);
+            Ok(())
+        })
+        .await
+    }
+
     async fn reject_device(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_string();
         let cache = self.checkins.clone();
         self.with(move |c| {
             c.execute(
-                "UPDATE devices SET status = 'rejected', cert_pem = NULL, cert_fingerprint = NULL WHERE id = ?1",
+                "UPDATE devices SET status = 'rejected', cert_pem = NULL, cert_fingerprint = NULL,
+                     prev_cert_fingerprint = NULL WHERE id = ?1",
                 [&id],
             )?;
             cache.invalidate(&id);
@@ -738,15 +779,15 @@ impl Store for SqliteStore {
         let (id, cache) = (device_id.to_string(), self.checkins.clone());
         self.with(move |c| {
             let epoch = cache.epoch();
-            let fingerprint: Option<String> = c
+            let fingerprints: Option<(Option<String>, Option<String>)> = c
                 .query_row(
-                    "SELECT cert_fingerprint FROM devices WHERE id = ?1 AND status = 'approved'",
+                    "SELECT cert_fingerprint, prev_cert_fingerprint FROM devices
+                     WHERE id = ?1 AND status = 'approved'",
                     [&id],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
-                .optional()?
-                .flatten();
-            let Some(cert_fingerprint) = fingerprint else {
+                .optional()?;
+            let Some((Some(cert_fingerprint), previous_cert)) = fingerprints else {
                 return Ok(None);
             };
             let current_bundle = c
@@ -758,6 +799,7 @@ impl Store for SqliteStore {
                 .optional()?;
             let state = CheckinState {
                 cert_fingerprint,
+                previous_cert,
                 current_bundle,
                 recorded: None,
             };
