@@ -12,7 +12,6 @@
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::UnixTime;
@@ -29,10 +28,23 @@ const FLASH_EVERY: u64 = 86400;
 /// The file, in both directories, holding the floor (decimal Unix seconds).
 const FILE: &str = "clock";
 
-static FLOOR: AtomicU64 = AtomicU64::new(BUILD_TIME);
-/// The backend's last time and when it came: the floor moves on with the monotonic clock,
-/// so a long-running agent's reports are not all stamped with one moment.
-static ANCHOR: Mutex<Option<(u64, Instant)>> = Mutex::new(None);
+/// The floor, and the backend's last time with when it came: from there the floor moves on
+/// with the monotonic clock, so a long-running agent's reports are not all stamped with one
+/// moment. A mutex, not atomics: 32-bit MIPS has no 64-bit atomics.
+struct Floor {
+    known: u64,
+    anchor: Option<(u64, Instant)>,
+}
+
+static FLOOR: Mutex<Floor> = Mutex::new(Floor {
+    known: BUILD_TIME,
+    anchor: None,
+});
+
+fn with_floor<T>(f: impl FnOnce(&mut Floor) -> T) -> T {
+    // Every update is one assignment, so a poisoned lock still holds a consistent value.
+    f(&mut FLOOR.lock().unwrap_or_else(|e| e.into_inner()))
+}
 
 const fn parse(text: &str) -> u64 {
     let bytes = text.as_bytes();
@@ -54,12 +66,10 @@ pub fn system_now() -> u64 {
 
 /// The lowest time the agent knows has passed.
 pub fn floor() -> u64 {
-    let floor = FLOOR.load(Ordering::Relaxed);
-    let anchor = *ANCHOR.lock().unwrap_or_else(|e| e.into_inner());
-    match anchor {
-        Some((time, at)) => floor.max(time.saturating_add(at.elapsed().as_secs())),
-        None => floor,
-    }
+    with_floor(|f| match f.anchor {
+        Some((time, at)) => f.known.max(time.saturating_add(at.elapsed().as_secs())),
+        None => f.known,
+    })
 }
 
 /// The system clock, never below [`floor`]: the time certificates are checked at and reports
@@ -78,7 +88,7 @@ pub fn is_behind() -> bool {
 pub fn load(dirs: &Dirs) {
     for dir in [&dirs.config, &dirs.state] {
         if let Some(t) = read(&dir.join(FILE)) {
-            FLOOR.fetch_max(t, Ordering::Relaxed);
+            with_floor(|f| f.known = f.known.max(t));
         }
     }
 }
@@ -87,8 +97,10 @@ pub fn load(dirs: &Dirs) {
 /// dir, and in the config dir when the system clock is off and the copy there is a day old.
 /// Returns the skew (system clock minus backend's).
 pub fn record_backend_time(dirs: &Dirs, backend: u64) -> i64 {
-    FLOOR.fetch_max(backend, Ordering::Relaxed);
-    *ANCHOR.lock().unwrap_or_else(|e| e.into_inner()) = Some((backend, Instant::now()));
+    with_floor(|f| {
+        f.known = f.known.max(backend);
+        f.anchor = Some((backend, Instant::now()));
+    });
     persist(dirs, backend, system_now())
 }
 

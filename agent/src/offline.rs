@@ -109,7 +109,8 @@ impl Fetch for Archive {
         let mut done = sink.offset().min(member.size);
         let mut buf = vec![0u8; 64 * 1024];
         while done < member.size {
-            let want = buf.len().min((member.size - done) as usize);
+            // In u64 first: on 32-bit targets a large remainder does not fit a usize.
+            let want = (buf.len() as u64).min(member.size - done) as usize;
             let n = self
                 .file
                 .read_at(&mut buf[..want], member.offset + done)
