@@ -116,6 +116,18 @@ fn a_device_in_1970_enrols_and_checks_in_with_certificates_checked() {
     assert!(skew < -56 * 365 * 86400, "{skew}");
     let text = backend.cli_ok(&["devices", "show", &id]);
     assert!(text.contains("clock:          56 years behind"), "{text}");
+    let mut dashboard =
+        apiary_tests::dashboard_client::login(&backend, "admin", &backend.dashboard_password);
+    let (status, page) = dashboard.get(&format!("/devices/{id}"));
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<th>Clock</th><td>56 years behind</td>"),
+        "the device page shows the skew"
+    );
+    assert!(
+        page.contains("<th>Certificate</th><td>valid until "),
+        "and the certificate's end"
+    );
     // The backend's time is the floor from now on, kept in tmpfs and (skewed) in flash.
     for dir in [agent.state_dir(), agent.config_dir()] {
         let kept: i64 = std::fs::read_to_string(dir.join("clock"))

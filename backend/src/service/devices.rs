@@ -75,22 +75,24 @@ pub async fn list(
 
 pub async fn show(state: &AppState, id: &str) -> Result<DeviceDetail, DeviceError> {
     let device = find(state, id).await?;
-    let certificate = device.cert_pem.as_deref().and_then(|pem| {
-        let der = pem_der(pem)?;
-        let peer = crate::pki::PeerCertificate::from_der(&der).ok()?;
-        Some(CertificateInfo {
-            fingerprint: peer.fingerprint,
-            not_after: peer.not_after,
-        })
-    });
     Ok(DeviceDetail {
-        certificate,
+        certificate: certificate(&device),
         current_bundle: state.store.current_bundle(&device.id).await?,
         reports: state
             .store
             .recent_reports(&device.id, RECENT_REPORTS)
             .await?,
         device,
+    })
+}
+
+/// The device's current certificate as operators see it.
+pub fn certificate(device: &Device) -> Option<CertificateInfo> {
+    let der = pem_der(device.cert_pem.as_deref()?)?;
+    let peer = crate::pki::PeerCertificate::from_der(&der).ok()?;
+    Some(CertificateInfo {
+        fingerprint: peer.fingerprint,
+        not_after: peer.not_after,
     })
 }
 

@@ -94,6 +94,9 @@ pub async fn page(
                         @if let Some(skew) = device.clock_skew {
                             tr { th { "Clock" } td { (apiary_proto::device_api::describe_skew(skew)) } }
                         }
+                        @if let Some(cert) = crate::service::devices::certificate(&device) {
+                            tr { th { "Certificate" } td { "valid until " (when(cert.not_after)) } }
+                        }
                         tr { th { "Enrolled" } td { (when(device.requested_at)) } }
                     }
                 }
