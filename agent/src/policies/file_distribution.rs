@@ -207,28 +207,7 @@ fn converge_file(
     let fingerprint = Converged::fingerprint(&[&desired, &wanted.describe()]);
     let path = Path::new(destination);
     let mut route = Route::for_destination(parent, &wanted);
-    let (dir, existing) = match route {
-        Route::Direct => {
-            let dir = match Dir::open(parent) {
-                Ok(dir) => Some(dir),
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e.to_string()),
-            };
-            let existing = match &dir {
-                Some(dir) => Existing::of(dir, name, &desired, size)?,
-                None => Existing::default(),
-            };
-            (dir, existing)
-        }
-        // Most system files are readable by all: only what the agent cannot read costs a
-        // call through elevation.
-        Route::Elevated => {
-            match Dir::open(parent).map(|dir| Existing::of(&dir, name, &desired, size)) {
-                Ok(Ok(existing)) => (None, existing),
-                _ => (None, Existing::elevated(path, &desired)?),
-            }
-        }
-    };
+    let (dir, existing) = look(route, path, &desired, size)?;
     // A file of another user's in a directory the agent may write is still theirs to replace.
     if existing
         .attributes
@@ -295,6 +274,38 @@ fn converge_file(
     Ok(FileChange::Written {
         drift: drift && existing.present,
     })
+}
+
+/// The destination's directory (held only on the direct route) and what it holds now.
+fn look(
+    route: Route,
+    path: &Path,
+    desired: &str,
+    size: u64,
+) -> Result<(Option<Dir>, Existing), String> {
+    let (parent, name) = safe_fs::split(path).map_err(|e| e.to_string())?;
+    match route {
+        Route::Direct => {
+            let dir = match Dir::open(parent) {
+                Ok(dir) => Some(dir),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e.to_string()),
+            };
+            let existing = match &dir {
+                Some(dir) => Existing::of(dir, name, desired, size)?,
+                None => Existing::default(),
+            };
+            Ok((dir, existing))
+        }
+        // Most system files are readable by all: only what the agent cannot read costs a
+        // call through elevation.
+        Route::Elevated => {
+            match Dir::open(parent).map(|dir| Existing::of(&dir, name, desired, size)) {
+                Ok(Ok(existing)) => Ok((None, existing)),
+                _ => Ok((None, Existing::elevated(path, desired)?)),
+            }
+        }
+    }
 }
 
 /// What the destination holds now.
