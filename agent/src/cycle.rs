@@ -93,25 +93,7 @@ impl Agent {
         summary.online = first.is_some();
         let mut bundle_changed = false;
         if let Some(envelope) = first.and_then(|r| r.bundle) {
-            match bundle_store::accept(
-                &self.dirs,
-                &self.identity,
-                envelope.clone(),
-                self.in_force.as_ref(),
-            ) {
-                Ok(new) => {
-                    eprintln!(
-                        "bundle serial {} (commit {}) is now in force",
-                        new.bundle.serial, new.bundle.commit_id
-                    );
-                    bundle_changed = true;
-                    self.in_force = Some(new);
-                }
-                Err(e) => {
-                    summary.bundle_rejected = true;
-                    self.report_rejection(&mut queue, &envelope.payload_hash(), &e.to_string());
-                }
-            }
+            bundle_changed = self.accept(envelope, "", &mut queue, &mut summary);
         }
 
         let settings = policies::settings::effective(self.in_force.as_ref().map(|b| &b.bundle));
@@ -197,6 +179,23 @@ impl Agent {
     pub fn apply_offline(&mut self, envelope: Envelope, fetcher: &dyn Fetch) -> Summary {
         let mut summary = Summary::default();
         let mut queue = ReportQueue::load(&self.dirs.state);
+        if self.accept(envelope, " (applied offline)", &mut queue, &mut summary) {
+            self.converge(fetcher, &mut queue, &mut summary, |_, _| {});
+        }
+        if let Err(e) = queue.save() {
+            eprintln!("warning: cannot save the report queue: {e}");
+        }
+        summary
+    }
+
+    /// Makes `envelope` the bundle in force if it verifies (true), else reports why not.
+    fn accept(
+        &mut self,
+        envelope: Envelope,
+        how: &str,
+        queue: &mut ReportQueue,
+        summary: &mut Summary,
+    ) -> bool {
         match bundle_store::accept(
             &self.dirs,
             &self.identity,
@@ -205,21 +204,18 @@ impl Agent {
         ) {
             Ok(new) => {
                 eprintln!(
-                    "bundle serial {} (commit {}) is now in force (applied offline)",
+                    "bundle serial {} (commit {}) is now in force{how}",
                     new.bundle.serial, new.bundle.commit_id
                 );
                 self.in_force = Some(new);
-                self.converge(fetcher, &mut queue, &mut summary, |_, _| {});
+                true
             }
             Err(e) => {
                 summary.bundle_rejected = true;
-                self.report_rejection(&mut queue, &envelope.payload_hash(), &e.to_string());
+                self.report_rejection(queue, &envelope.payload_hash(), &e.to_string());
+                false
             }
         }
-        if let Err(e) = queue.save() {
-            eprintln!("warning: cannot save the report queue: {e}");
-        }
-        summary
     }
 
     fn serial(&self) -> u64 {
