@@ -252,6 +252,7 @@ impl Agent {
             .is_none_or(|t| clock::now().saturating_sub(t) >= CLOCK_EVERY);
         let request = CheckinRequest {
             time: send_time.then(clock::system_now),
+            ca: send_time.then(|| apiary_proto::digest::sha256_hex(&self.identity.ca_pem)),
             network: network.as_ref().map(|n| n.list.clone()),
             agent_version: (!self.version_sent).then(|| apiary_proto::VERSION.to_string()),
             bundle_hash: self.in_force.as_ref().map(|b| b.hash.clone()),
@@ -269,6 +270,9 @@ impl Agent {
         if let Some(backend) = response.time {
             self.note_clock(backend);
         }
+        if let Some(ca_pem) = &response.ca_pem {
+            self.trust(ca_pem);
+        }
         if response.renew {
             self.renew_certificate();
         }
@@ -279,6 +283,18 @@ impl Agent {
             queue.ack(seq, now());
         }
         Ok(response)
+    }
+
+    /// Trusts the CA certificates the backend sent (a CA rotation): kept in `ca.crt` and used
+    /// from the next connection on. A set that does not parse changes nothing.
+    fn trust(&mut self, ca_pem: &str) {
+        match crate::renew::trust(&self.dirs, &mut self.identity, ca_pem) {
+            Ok((transport, count)) => {
+                self.transport = transport;
+                eprintln!("the backend's CA set changed: trusting {count} CA certificate(s)");
+            }
+            Err(e) => eprintln!("warning: the CA set the backend sent was not taken: {e}"),
+        }
     }
 
     /// Replaces the device certificate, as the backend asked; a failure is logged and

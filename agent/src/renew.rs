@@ -2,7 +2,8 @@
 //! certificate for its key (`POST /v1/renew`, signed with that key, on the connection its
 //! current certificate authenticates), checks that it matches the key, keeps it in
 //! `device.crt` and uses it from the next request on. Any failure leaves the current
-//! certificate in place; the backend asks again at the next check-in.
+//! certificate in place; the backend asks again at the next check-in. During a CA rotation
+//! the answer also carries the CAs to trust, kept in `ca.crt` the same way ([`trust`]).
 
 use apiary_proto::device_api::{RenewRequest, RenewResponse};
 use apiary_proto::paths;
@@ -55,4 +56,26 @@ pub fn renew(
     safe_fs::write_atomic(&dirs.device_cert(), &cert_pem, 0o644).map_err(RenewError::Write)?;
     identity.cert_pem = cert_pem;
     Ok(renewed)
+}
+
+/// Takes the CA set the backend sent over a verified connection: checked to parse, kept in
+/// `ca.crt`, and used by the returned transport. Returns how many CA certificates it holds.
+pub fn trust(
+    dirs: &Dirs,
+    identity: &mut Identity,
+    ca_pem: &str,
+) -> Result<(Transport, usize), RenewError> {
+    let count = apiary_proto::tls_client::roots(ca_pem.as_bytes())
+        .map_err(TransportError::from)?
+        .len();
+    let transport = Transport::mutual(
+        &identity.config.server_url,
+        ca_pem.as_bytes(),
+        &identity.cert_pem,
+        &identity.key_pem,
+        identity.proxy.as_ref(),
+    )?;
+    safe_fs::write_atomic(&dirs.ca_cert(), ca_pem.as_bytes(), 0o644).map_err(RenewError::Write)?;
+    identity.ca_pem = ca_pem.as_bytes().to_vec();
+    Ok((transport, count))
 }

@@ -142,8 +142,21 @@ impl DataDir {
         let store = SqliteStore::open(&db, false)?;
         let ca_cert = read_text(root, "ca.crt")?;
         let ca_key = read_text(root, "ca.key")?;
-        let authority =
+        let mut authority =
             Authority::load(&ca_cert, &ca_key).map_err(|e| unreadable(root, "ca.crt/ca.key", e))?;
+        // During a CA rotation: the CA devices are moving to, or the one they are leaving.
+        let mut others = Vec::new();
+        for file in [
+            crate::ca_rotation::NEXT_CERT,
+            crate::ca_rotation::PREVIOUS_CERT,
+        ] {
+            match fs::read_to_string(root.join(file)) {
+                Ok(pem) => others.push(pem),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(unreadable(root, file, e)),
+            }
+        }
+        authority.also_trust(&others);
 
         let signing_pem = read_text(root, "bundle-signing.key")?;
         let signing = PrivatePkcs8KeyDer::from_pem_slice(signing_pem.as_bytes())

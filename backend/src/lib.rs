@@ -2,6 +2,7 @@
 //! store.
 
 pub mod blobs;
+pub mod ca_rotation;
 pub mod config;
 pub mod conn_limits;
 pub mod dashboard;

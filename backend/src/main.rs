@@ -21,6 +21,8 @@ enum Command {
     Serve(apiary_backend::server::ServeOptions),
     /// Manage dashboard operators on the data dir (passwords read from stdin)
     Users(apiary_backend::operator_cli::UsersOptions),
+    /// Rotate the device CA in three steps, on a stopped backend's data dir
+    Ca(apiary_backend::ca_rotation::CaOptions),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Users(opts) => runtime
             .block_on(apiary_backend::operator_cli::run(opts))
             .map(|out| print!("{out}")),
+        Command::Ca(opts) => apiary_backend::ca_rotation::run(opts).map(|out| print!("{out}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

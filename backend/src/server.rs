@@ -145,7 +145,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let device_tls = tls_server::device_config(
         &data.server.cert_pem,
         &data.server.key_pem,
-        &data.authority.cert_pem,
+        &data.authority.trust_pem,
         opts.device_limits.device_sessions,
     )?;
     let store = data.shared_store();

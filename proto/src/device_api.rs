@@ -249,6 +249,10 @@ pub struct CheckinRequest {
     /// day, so the backend can tell the device's clock skew and answer with its own time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<u64>,
+    /// SHA-256 (hex) of the CA certificates the agent trusts (its `ca.crt`), sent with
+    /// `time`: the backend answers with its own set when they differ (a CA rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
 }
 
 /// Reports a check-in may carry; the agent sends at most `MAX_PER_CHECKIN` (200).
@@ -293,6 +297,10 @@ pub struct CheckinResponse {
     /// (`POST /v1/renew`) right after this check-in.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub renew: bool,
+    /// The CA certificates the device must trust from now on (PEM), when the check-in's
+    /// `ca` named another set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
 }
 
 /// The payload of `POST /v1/renew`, signed with the device's current key and sent over a

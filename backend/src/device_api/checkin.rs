@@ -67,12 +67,19 @@ pub async fn checkin(
     let renew = conn
         .peer
         .as_ref()
-        .is_some_and(|p| state.authority.renewal_due(p.not_after, now));
+        .is_some_and(|p| state.authority.renewal_due(p, now));
+    // A device that holds another set of CAs than the backend trusts gets the set.
+    let ca_pem = request
+        .ca
+        .as_deref()
+        .filter(|held| *held != state.authority.trust_hash)
+        .map(|_| state.authority.trust_pem.clone());
     Ok(Json(CheckinResponse {
         bundle,
         ack_seq,
         time,
         renew,
+        ca_pem,
     }))
 }
 

@@ -39,6 +39,13 @@ pub struct Authority {
     /// asked to renew it (seconds).
     pub device_lifetime: i64,
     pub device_renew_before: i64,
+    /// Every CA a device may hold a certificate from and must trust (PEM): this one, and
+    /// during a rotation the next or the previous one (`ca_rotation`).
+    pub trust_pem: String,
+    /// SHA-256 (hex) of [`Authority::trust_pem`], against which devices say what they hold.
+    pub trust_hash: String,
+    /// This CA's subject (DER), the issuer of every certificate it signs.
+    subject: Vec<u8>,
 }
 
 /// A device certificate's default lifetime: 10 years.
@@ -47,9 +54,15 @@ pub const DEVICE_LIFETIME: i64 = 10 * 365 * 86400;
 impl Authority {
     /// Creates a new self-signed CA, valid for 20 years.
     pub fn generate() -> Result<CertAndKey, PkiError> {
+        Self::generate_named("Apiary device CA")
+    }
+
+    /// Like [`Authority::generate`], with its own common name (each CA of a rotation has
+    /// its own, so certificates tell by their issuer which one signed them).
+    pub fn generate_named(common_name: &str) -> Result<CertAndKey, PkiError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::default();
-        params.distinguished_name = name("Apiary device CA");
+        params.distinguished_name = name(common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -70,9 +83,13 @@ impl Authority {
     pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
         let key = KeyPair::from_pem(key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
+        let subject = subject_of(cert_pem)?;
         Ok(Self {
             cert_pem: cert_pem.to_string(),
             issuer,
+            trust_pem: cert_pem.to_string(),
+            trust_hash: apiary_proto::digest::sha256_hex(cert_pem.as_bytes()),
+            subject,
             device_lifetime: DEVICE_LIFETIME,
             device_renew_before: DEVICE_LIFETIME / 3,
         })
@@ -126,10 +143,28 @@ pub const SERVER_DAYS: i64 = 3650;
 pub const SERVER_RENEW_DAYS: i64 = 730;
 
 impl Authority {
-    /// True when a device certificate ending at `not_after` is due for renewal at `now`.
-    pub fn renewal_due(&self, not_after: i64, now: i64) -> bool {
-        not_after - now < self.device_renew_before
+    /// True when a device certificate is due for renewal at `now`: it ends within the
+    /// renewal window, or another CA (the previous one of a rotation) signed it.
+    pub fn renewal_due(&self, peer: &PeerCertificate, now: i64) -> bool {
+        peer.not_after - now < self.device_renew_before || peer.issuer != self.subject
     }
+
+    /// Trusts `others` (PEM, the next or previous CA of a rotation) besides this CA.
+    pub fn also_trust(&mut self, others: &[String]) {
+        for other in others {
+            self.trust_pem.push_str(other);
+        }
+        self.trust_hash = apiary_proto::digest::sha256_hex(self.trust_pem.as_bytes());
+    }
+}
+
+fn subject_of(cert_pem: &str) -> Result<Vec<u8>, PkiError> {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        .map_err(|e| PkiError::Parse(e.to_string()))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| PkiError::Parse(e.to_string()))?;
+    Ok(cert.subject().as_raw().to_vec())
 }
 
 fn validity(params: &mut CertificateParams, days: i64) {
@@ -175,6 +210,8 @@ pub struct PeerCertificate {
     pub fingerprint: String,
     /// The end of its validity (Unix seconds).
     pub not_after: i64,
+    /// Its issuer (DER): which CA signed it.
+    pub issuer: Vec<u8>,
 }
 
 impl PeerCertificate {
@@ -187,6 +224,7 @@ impl PeerCertificate {
             device_id: apiary_proto::digest::device_id(public_key),
             fingerprint: apiary_proto::digest::sha256_hex(der),
             not_after: cert.validity().not_after.timestamp(),
+            issuer: cert.issuer().as_raw().to_vec(),
         })
     }
 }
