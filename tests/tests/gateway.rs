@@ -5,8 +5,9 @@
 //! auth; a wrong password, a destination squid does not allow and a dead proxy each give
 //! their message, and reports queued meanwhile arrive once the proxy works again.
 //!
-//! Ignored by default: it needs root (namespaces) and squid (`scripts/setup` installs it).
-//! `scripts/test` runs it.
+//! The squid tests are ignored by default: they need root (namespaces) and squid
+//! (`scripts/setup` installs it); `scripts/test` runs them. The `NO_PROXY` test needs
+//! neither and always runs.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -452,4 +453,32 @@ fn what_the_proxy_adds_per_connection() {
     assert!(reply.starts_with("HTTP/1.1 200 "), "{reply:?}");
     assert!(up > 0 && down > 0);
     eprintln!("proxy overhead per connection: CONNECT {up} B up, answer {down} B down ({reply:?})");
+}
+
+/// `NO_PROXY` sends the backend's host around a proxy named in `HTTPS_PROXY` (here a dead
+/// one on loopback); without it the same proxy is named as unreachable. Needs neither root
+/// nor squid, so it runs in every test run.
+#[test]
+fn no_proxy_goes_around_the_environment_s_proxy() {
+    let backend = Backend::start();
+    let agent = Agent::new("no-proxy");
+    backend.enroll(&agent, "/lab");
+    let dead = format!("http://127.0.0.1:{}", free_port("127.0.0.1"));
+    let run = |env: &[(&str, &str)]| {
+        let out = agent
+            .command()
+            .arg("run-once")
+            .envs(env.iter().copied())
+            .output()
+            .expect("agent runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, log) = run(&[("HTTPS_PROXY", &dead)]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("could not be reached"), "{log}");
+    let (code, log) = run(&[("HTTPS_PROXY", &dead), ("NO_PROXY", "127.0.0.1")]);
+    assert_eq!(code, 0, "{log}");
 }
