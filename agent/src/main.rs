@@ -129,96 +129,108 @@ fn main() -> ExitCode {
     };
     signals::install();
     match args.command {
-        Command::Elevated(cmd) => match elevated::serve(&cmd.args, &mut std::io::stdin().lock()) {
-            Ok(out) if out.is_empty() => ExitCode::SUCCESS,
-            Ok(out) => {
-                println!("{}", elevated::mark(&out));
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(&e),
-        },
+        Command::Elevated(cmd) => elevated_step(&cmd.args),
         Command::Apply(cmd) => apply(dirs, &cmd.file),
         Command::Version(_) => {
             println!("apiary-agent {}", apiary_proto::VERSION);
             ExitCode::SUCCESS
         }
-        Command::Bootstrap(mut cmd) => {
-            let key = match enroll::bootstrap_key(cmd.key.take(), cmd.key_file.as_deref()) {
-                Ok(key) => key,
-                Err(e) => return fail(&e),
-            };
-            let proxy = match bootstrap_proxy(&mut cmd) {
-                Ok(proxy) => proxy,
-                Err(e) => return fail(&e),
-            };
-            let opts = enroll::BootstrapOptions {
-                bootstrap_key: key,
-                server_url: cmd.server,
-                ca_cert: cmd.ca_cert,
-                device_name: cmd.device_name,
-                poll_interval: Duration::from_secs(cmd.poll_interval.clamp(1, 3600)),
-                elevation_command: cmd
-                    .elevation_command
-                    .as_deref()
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(str::to_string)
-                    .collect(),
-                proxy,
-            };
-            match enroll::bootstrap(&dirs, &opts) {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => fail(&e),
-            }
-        }
-        Command::RunOnce(_) => match start_agent(dirs) {
-            Ok((mut agent, _lock)) => {
-                let s = agent.run_cycle();
-                eprintln!(
-                    "cycle done: {} changed, {} failed{}{}",
-                    s.changed,
-                    s.failed,
-                    if s.bundle_rejected {
-                        ", bundle rejected"
-                    } else {
-                        ""
-                    },
-                    if s.online {
-                        ""
-                    } else {
-                        ", backend unreachable"
-                    }
-                );
-                if !s.online {
-                    ExitCode::from(1)
-                } else if s.failed > 0 || s.bundle_rejected {
-                    ExitCode::from(2)
-                } else {
-                    ExitCode::SUCCESS
-                }
-            }
-            Err(code) => code,
-        },
-        Command::Start(_) => match start_agent(dirs) {
-            Ok((mut agent, _lock)) => {
-                eprintln!(
-                    "apiary-agent {} started as device {} ({})",
-                    apiary_proto::VERSION,
-                    agent.identity.config.device_id,
-                    apiary_agent::privilege::current().describe()
-                );
-                while !signals::stop_requested() {
-                    let s = agent.run_cycle();
-                    if !signals::sleep(cycle::next_delay(s.interval_seconds)) {
-                        break;
-                    }
-                }
-                eprintln!("apiary-agent stopping on signal");
-                ExitCode::SUCCESS
-            }
-            Err(code) => code,
-        },
+        Command::Bootstrap(cmd) => bootstrap(&dirs, *cmd),
+        Command::RunOnce(_) => run_once(dirs),
+        Command::Start(_) => start(dirs),
     }
+}
+
+fn elevated_step(args: &[String]) -> ExitCode {
+    match elevated::serve(args, &mut std::io::stdin().lock()) {
+        Ok(out) if out.is_empty() => ExitCode::SUCCESS,
+        Ok(out) => {
+            println!("{}", elevated::mark(&out));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn bootstrap(dirs: &Dirs, mut cmd: BootstrapCmd) -> ExitCode {
+    let key = match enroll::bootstrap_key(cmd.key.take(), cmd.key_file.as_deref()) {
+        Ok(key) => key,
+        Err(e) => return fail(&e),
+    };
+    let proxy = match bootstrap_proxy(&mut cmd) {
+        Ok(proxy) => proxy,
+        Err(e) => return fail(&e),
+    };
+    let opts = enroll::BootstrapOptions {
+        bootstrap_key: key,
+        server_url: cmd.server,
+        ca_cert: cmd.ca_cert,
+        device_name: cmd.device_name,
+        poll_interval: Duration::from_secs(cmd.poll_interval.clamp(1, 3600)),
+        elevation_command: cmd
+            .elevation_command
+            .as_deref()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+        proxy,
+    };
+    match enroll::bootstrap(dirs, &opts) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn run_once(dirs: Dirs) -> ExitCode {
+    let (mut agent, _lock) = match start_agent(dirs) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let s = agent.run_cycle();
+    eprintln!(
+        "cycle done: {} changed, {} failed{}{}",
+        s.changed,
+        s.failed,
+        if s.bundle_rejected {
+            ", bundle rejected"
+        } else {
+            ""
+        },
+        if s.online {
+            ""
+        } else {
+            ", backend unreachable"
+        }
+    );
+    if !s.online {
+        ExitCode::from(1)
+    } else if s.failed > 0 || s.bundle_rejected {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn start(dirs: Dirs) -> ExitCode {
+    let (mut agent, _lock) = match start_agent(dirs) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    eprintln!(
+        "apiary-agent {} started as device {} ({})",
+        apiary_proto::VERSION,
+        agent.identity.config.device_id,
+        apiary_agent::privilege::current().describe()
+    );
+    while !signals::stop_requested() {
+        let s = agent.run_cycle();
+        if !signals::sleep(cycle::next_delay(s.interval_seconds)) {
+            break;
+        }
+    }
+    eprintln!("apiary-agent stopping on signal");
+    ExitCode::SUCCESS
 }
 
 fn apply(dirs: Dirs, file: &std::path::Path) -> ExitCode {
