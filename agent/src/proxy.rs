@@ -54,10 +54,15 @@ impl ProxyConfig {
 
     /// `host:port`, with brackets around an IPv6 address.
     pub fn address(&self) -> String {
+        format!("{}:{}", self.url_host(), self.port)
+    }
+
+    /// The host as a URL writes it: an IPv6 address in brackets.
+    fn url_host(&self) -> String {
         if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
+            format!("[{}]", self.host)
         } else {
-            format!("{}:{}", self.host, self.port)
+            self.host.clone()
         }
     }
 }
@@ -66,12 +71,8 @@ impl Proxy {
     /// The proxy for ureq: CONNECT, the proxy resolving the backend's name (devices behind
     /// a gateway often have no DNS of their own).
     pub fn for_ureq(&self) -> Result<ureq::Proxy, String> {
-        let host = match self.config.host.contains(':') {
-            true => format!("[{}]", self.config.host),
-            false => self.config.host.clone(),
-        };
         let mut builder = ureq::Proxy::builder(ureq::ProxyProtocol::Http)
-            .host(&host)
+            .host(&self.config.url_host())
             .port(self.config.port)
             .resolve_target(false);
         if let Some(user) = &self.config.user {

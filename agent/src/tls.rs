@@ -32,13 +32,12 @@ impl TlsConnector {
                 .add(CertificateDer::from(cert.der().to_vec()))
                 .map_err(|e| TlsError::Pem(e.to_string()))?;
         }
-        let builder = ClientConfig::builder_with_details(
-            tls_client::provider(Suites::Tls13),
-            Arc::new(TrustedTime),
-        )
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| TlsError::Pem(e.to_string()))?
-        .with_root_certificates(roots);
+        let provider = tls_client::provider(Suites::Tls13);
+        let builder =
+            ClientConfig::builder_with_details(Arc::clone(&provider), Arc::new(TrustedTime))
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .map_err(|e| TlsError::Pem(e.to_string()))?
+                .with_root_certificates(roots);
         let config = match client {
             Some((cert_pem, key_pem)) => {
                 let chain = CertificateDer::pem_slice_iter(cert_pem)
@@ -48,12 +47,8 @@ impl TlsConnector {
                     .map_err(|e| TlsError::Key(e.to_string()))?;
                 // A certificate for another key (a renewal gone wrong) is named here, not
                 // left to fail every handshake.
-                rustls::sign::CertifiedKey::from_der(
-                    chain.clone(),
-                    key.clone_key(),
-                    &tls_client::provider(Suites::Tls13),
-                )
-                .map_err(|e| TlsError::Key(format!("the device certificate and key: {e}")))?;
+                rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
+                    .map_err(|e| TlsError::Key(format!("the device certificate and key: {e}")))?;
                 builder
                     .with_client_auth_cert(chain, key)
                     .map_err(|e| TlsError::Key(e.to_string()))?

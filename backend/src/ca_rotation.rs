@@ -130,24 +130,8 @@ fn read(dir: &Path, file: &str) -> Result<String, String> {
     fs::read_to_string(dir.join(file)).map_err(|e| format!("{}: {e}", dir.join(file).display()))
 }
 
-/// Replaces `file` through a temporary file and a rename, so it is never half written.
 fn write(dir: &Path, file: &str, text: &str, mode: u32) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join(file);
-    let tmp = dir.join(format!(".{file}.tmp"));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)
-    })();
-    result.map_err(|e: io::Error| format!("{}: {e}", path.display()))
+    crate::datadir::write(dir, file, text.as_bytes(), mode).map_err(|e| e.to_string())
 }
 
 fn remove(dir: &Path, file: &str) -> Result<(), String> {

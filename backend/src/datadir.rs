@@ -251,7 +251,8 @@ fn read_text(dir: &Path, file: &str) -> Result<String, DataDirError> {
     }
 }
 
-fn write(dir: &Path, file: &str, bytes: &[u8], mode: u32) -> Result<(), DataDirError> {
+/// Replaces `file` in `dir` through a temporary file, a rename and a sync of the directory.
+pub(crate) fn write(dir: &Path, file: &str, bytes: &[u8], mode: u32) -> Result<(), DataDirError> {
     use std::io::Write;
     let path = dir.join(file);
     let tmp = dir.join(format!(".{file}.tmp"));

@@ -63,19 +63,25 @@ impl Client {
     }
 
     pub fn get_text(&self, path: &str) -> Result<String, ClientError> {
-        let url = self.url(path);
-        let mut r = self
-            .agent
-            .get(&url)
-            .header("authorization", self.bearer())
-            .call()
-            .map_err(|e| connect(&url, e))?;
-        check(&url, &mut r)?;
+        let (url, mut r) = self.get_checked(path)?;
         r.body_mut().read_to_string().map_err(|e| decode(&url, e))
     }
 
     /// Streams the answer of `GET path` into `out`; returns the bytes written.
     pub fn get_to(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, ClientError> {
+        let (url, mut r) = self.get_checked(path)?;
+        let mut body = r.body_mut().with_config().limit(u64::MAX).reader();
+        std::io::copy(&mut body, out).map_err(|e| ClientError::Decode {
+            url: url.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// `GET path` with the token, its status checked; the body is the caller's to read.
+    fn get_checked(
+        &self,
+        path: &str,
+    ) -> Result<(String, ureq::http::Response<ureq::Body>), ClientError> {
         let url = self.url(path);
         let mut r = self
             .agent
@@ -84,11 +90,7 @@ impl Client {
             .call()
             .map_err(|e| connect(&url, e))?;
         check(&url, &mut r)?;
-        let mut body = r.body_mut().with_config().limit(u64::MAX).reader();
-        std::io::copy(&mut body, out).map_err(|e| ClientError::Decode {
-            url: url.clone(),
-            message: e.to_string(),
-        })
+        Ok((url, r))
     }
 
     pub fn post<B: Serialize>(

@@ -91,13 +91,31 @@ fn write_header(out: &mut impl Write, name: &str, size: u64) -> io::Result<()> {
     h[116..124].copy_from_slice(b"0000000\0");
     h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
     h[136..148].copy_from_slice(b"00000000000\0");
-    h[148..156].copy_from_slice(b"        ");
     h[156] = b'0';
     h[257..263].copy_from_slice(b"ustar\0");
     h[263..265].copy_from_slice(b"00");
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    seal(&mut h);
     out.write_all(&h)
+}
+
+/// The header checksum: every byte summed, the checksum field counted as spaces.
+fn checksum(h: &[u8; BLOCK]) -> u64 {
+    h.iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(b)
+            }
+        })
+        .sum()
+}
+
+/// Writes the header's checksum into its field.
+fn seal(h: &mut [u8; BLOCK]) {
+    let sum = checksum(h);
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
 }
 
 fn pad(out: &mut impl Write, size: u64) -> io::Result<()> {
@@ -168,17 +186,7 @@ fn parse_header(h: &[u8; BLOCK], offset: u64) -> Result<Member, String> {
         return Err("not a ustar header".into());
     }
     let stored = octal(&h[148..156]).ok_or("unreadable checksum")?;
-    let sum: u64 = h
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u64::from(b)
-            }
-        })
-        .sum();
+    let sum = checksum(h);
     if stored != sum {
         return Err(format!("header checksum {stored} does not match {sum}"));
     }
@@ -269,19 +277,10 @@ mod tests {
         assert!(err.contains("checksum"), "{err}");
 
         let mut link = archive(&[("bundle.json", b"{}")]);
-        link[156] = b'2';
-        let sum: u32 = link[..BLOCK]
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u32::from(b)
-                }
-            })
-            .sum();
-        link[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let mut header: [u8; BLOCK] = link[..BLOCK].try_into().unwrap();
+        header[156] = b'2';
+        seal(&mut header);
+        link[..BLOCK].copy_from_slice(&header);
         let err = index(&mut Cursor::new(&link)).unwrap_err().to_string();
         assert!(err.contains("not a regular file"), "{err}");
 
