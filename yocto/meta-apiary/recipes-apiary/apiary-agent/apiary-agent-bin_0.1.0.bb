@@ -20,10 +20,15 @@ APIARY_TARBALL = "apiary-agent-${PV}-${APIARY_RUST_TARGET}"
 SRC_URI = "file://${APIARY_BIN_DIR}/${APIARY_TARBALL}.tar.gz"
 S = "${APIARY_UNPACKDIR}/${APIARY_TARBALL}"
 
-# Either this recipe's package or apiary-agent's, never both.
+# Either this recipe's packages or apiary-agent's, never both; apiary-bootstrap-key's
+# dependency on apiary-agent-enroll is met by either.
 RPROVIDES:${PN} = "apiary-agent"
-RCONFLICTS:${PN} = "apiary-agent"
+RPROVIDES:${PN}-enroll = "apiary-agent-enroll"
+RPROVIDES:${PN}-unprivileged = "apiary-agent-unprivileged"
 RREPLACES:${PN} = "apiary-agent"
+RCONFLICTS:${PN} = "apiary-agent"
+RCONFLICTS:${PN}-enroll = "apiary-agent-enroll"
+RCONFLICTS:${PN}-unprivileged = "apiary-agent-unprivileged"
 
 # The binary arrives as released: static and stripped (the release profile strips).
 INHIBIT_PACKAGE_STRIP = "1"
