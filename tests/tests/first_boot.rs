@@ -1,7 +1,8 @@
 //! The first-boot enrolment that Yocto and Buildroot images run
 //! (`packaging/files/apiary-agent-enroll`, from `/etc/apiary-bootstrap`): against a real
 //! backend it enrols with the baked-in key, the device shows up pending, approval completes
-//! it, and a second boot does nothing. Bad bootstrap files fail with a message.
+//! it, and a second boot does nothing. Bad bootstrap files fail with a message. Buildroot's
+//! start script runs the same enrolment in the BusyBox root filesystem.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -133,4 +134,90 @@ fn bootstrap_files_that_cannot_enrol_say_why() {
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     assert!(text(&out).contains("names no server="), "{}", text(&out));
     assert!(!agent.config_dir().join("agent.json").exists());
+}
+
+/// Buildroot's start script (`buildroot/package/apiary-agent/S95apiary-agent`) on a BusyBox
+/// root, with the files the package installs: at first boot it starts the enrolment in the
+/// background, which starts the agent once approved; later boots start the agent.
+#[test]
+#[ignore = "needs cross/build, the busybox root and root (scripts/test runs it)"]
+fn buildroot_start_script_enrols_at_first_boot_then_starts_the_agent_under_busybox() {
+    use apiary_tests::cross_dir;
+    use apiary_tests::rootfs::RootFs;
+
+    let root = RootFs::busybox();
+    let backend = Backend::start();
+    let key = backend
+        .cli_ok(&["bootstrap-keys", "create", "--group", "/buildroot"])
+        .trim()
+        .to_string();
+    let repo = enroll_script()
+        .ancestors()
+        .nth(3)
+        .expect("the checkout")
+        .to_path_buf();
+    let agent = cross_dir()
+        .join("x86_64-unknown-linux-musl")
+        .join("apiary-agent");
+    root.install(&agent, "/usr/bin/apiary-agent", 0o755);
+    let s95 = repo.join("buildroot/package/apiary-agent/S95apiary-agent");
+    root.install(&s95, "/etc/init.d/S95apiary-agent", 0o755);
+    root.install(&enroll_script(), "/usr/libexec/apiary-agent/enroll", 0o755);
+    // What apiary-agent.mk writes with BR2_PACKAGE_APIARY_AGENT_DATA_DIR="/data/apiary".
+    std::fs::create_dir_all(root.path("/data")).expect("mkdir /data");
+    std::fs::create_dir_all(root.path("/etc/default")).expect("mkdir /etc/default");
+    std::fs::write(
+        root.path("/etc/default/apiary-agent"),
+        "APIARY_CONFIG_DIR=/data/apiary\n",
+    )
+    .expect("write defaults");
+    seed(
+        &root.path("/etc/apiary-bootstrap"),
+        &key,
+        &format!("server={}\ndevice_name=br-device\n", backend.device_url),
+        &backend.data_dir().join("ca.crt"),
+    );
+
+    let out = root.sh_ok("/etc/init.d/S95apiary-agent start");
+    assert!(out.contains("Starting apiary-agent enrolment: OK"), "{out}");
+    let id = wait_for(|| {
+        let pending = backend.cli_json(&["devices", "list", "--pending"]);
+        pending
+            .as_array()?
+            .iter()
+            .find(|d| d["name"] == "br-device")?["id"]
+            .as_str()
+            .map(str::to_string)
+    });
+    backend.cli_ok(&["devices", "approve", &id]);
+    let checked_in = || {
+        wait_for(|| {
+            let devices = backend.cli_json(&["devices", "list"]);
+            let device = devices
+                .as_array()?
+                .iter()
+                .find(|d| d["name"] == "br-device")?;
+            device["last_checkin"].as_u64()
+        })
+    };
+    let first = checked_in();
+    assert!(
+        root.path("/data/apiary/agent.json").exists(),
+        "identity on /data"
+    );
+    assert_eq!(root.running("apiary-agent").len(), 1, "the agent runs");
+
+    let out = root.sh_ok("/etc/init.d/S95apiary-agent stop");
+    // busybox's start-stop-daemon says what it stopped between the two.
+    assert!(
+        out.contains("Stopping apiary-agent:") && out.trim_end().ends_with("OK"),
+        "{out}"
+    );
+    wait_for(|| root.running("apiary-agent").is_empty().then_some(()));
+
+    // The next boot: enrolled, so the agent itself starts and checks in again.
+    let out = root.sh_ok("/etc/init.d/S95apiary-agent start");
+    assert!(out.contains("Starting apiary-agent: OK"), "{out}");
+    wait_for(|| (checked_in() > first).then_some(()));
+    root.sh_ok("/etc/init.d/S95apiary-agent stop");
 }
