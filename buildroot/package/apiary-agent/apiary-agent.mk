@@ -16,6 +16,10 @@ APIARY_AGENT_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 	--exclude=/target --exclude=/dist --exclude=/fuzz/target
 APIARY_AGENT_SUBDIR = agent
 APIARY_AGENT_CARGO_BUILD_OPTS = --bin apiary-agent
+# The agent's clock never goes below its build time (docs/agent.md, "Clock"); the rsynced
+# copy has no .git to read the commit's time from, so take it from the checkout.
+APIARY_AGENT_CARGO_ENV = SOURCE_DATE_EPOCH=$(or $(SOURCE_DATE_EPOCH),$(shell \
+	git -C $(APIARY_AGENT_SITE) log -1 --format=%ct 2>/dev/null))
 
 APIARY_AGENT_CONFIG_DIR = $(call qstrip,$(BR2_PACKAGE_APIARY_AGENT_DATA_DIR))
 APIARY_AGENT_KEY_FILE = $(call qstrip,$(BR2_PACKAGE_APIARY_AGENT_BOOTSTRAP_KEY_FILE))
