@@ -215,7 +215,15 @@ fn buildroot_start_script_enrols_at_first_boot_then_starts_the_agent_under_busyb
     );
     wait_for(|| root.running("apiary-agent").is_empty().then_some(()));
 
-    // The next boot: enrolled, so the agent itself starts and checks in again.
+    // The next boot: enrolled, so the agent itself starts and checks in again. Check-in
+    // times are whole seconds, so the restart waits for the next one to tell them apart.
+    wait_for(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs();
+        (now > first).then_some(())
+    });
     let out = root.sh_ok("/etc/init.d/S95apiary-agent start");
     assert!(out.contains("Starting apiary-agent: OK"), "{out}");
     wait_for(|| (checked_in() > first).then_some(()));
