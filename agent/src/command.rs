@@ -198,19 +198,7 @@ fn run(
         (tail.split_off(start), total > keep)
     });
 
-    let deadline = Instant::now() + timeout;
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            timed_out = true;
-            let _ = child.kill();
-            break child.wait()?;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+    let (status, timed_out) = wait_or_kill(&mut child, timeout)?;
     // A grandchild that keeps the pipe open must not block the agent: only wait briefly.
     let (tail, cut) = join_with_grace(collector);
     Ok(CommandResult {
@@ -218,6 +206,66 @@ fn run(
         timed_out,
         output: secrets.redact_tail(&tail, cut, OUTPUT_LIMIT),
     })
+}
+
+/// Waits for `child`, killing it once `timeout` has passed; true when it had to.
+fn wait_or_kill(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> io::Result<(std::process::ExitStatus, bool)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, false));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            return Ok((child.wait()?, true));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `program` with `args` (no shell) for what it prints on stdout, kept whole up to
+/// `limit` bytes (a longer output is an error, not a silently cut list); stderr is dropped.
+pub fn program_output(
+    program: &Path,
+    args: &[&str],
+    limit: usize,
+    timeout: Duration,
+) -> Result<String, String> {
+    let shown = program.display();
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    let mut stdout = child.stdout.take().expect("stdout was piped");
+    let collector = thread::spawn(move || {
+        let mut out = Vec::new();
+        let read = (&mut stdout).take(limit as u64 + 1).read_to_end(&mut out);
+        // Drain the rest so the program is not stopped by a full pipe before it exits.
+        let _ = io::copy(&mut stdout, &mut io::sink());
+        read.map(|_| out)
+    });
+    let (status, timed_out) =
+        wait_or_kill(&mut child, timeout).map_err(|e| format!("waiting for {shown}: {e}"))?;
+    let out = collector
+        .join()
+        .map_err(|_| format!("reading {shown}'s output failed"))?
+        .map_err(|e| format!("reading {shown}'s output: {e}"))?;
+    if timed_out {
+        return Err(format!("{shown} timed out after {} s", timeout.as_secs()));
+    }
+    if !status.success() {
+        return Err(format!("{shown} failed: {status}"));
+    }
+    if out.len() > limit {
+        return Err(format!("{shown} printed more than {limit} bytes"));
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn join_with_grace(handle: thread::JoinHandle<(Vec<u8>, bool)>) -> (Vec<u8>, bool) {
@@ -320,6 +368,24 @@ mod tests {
                 .unwrap_err()
                 .starts_with("cannot run /nonexistent/tool: ")
         );
+    }
+
+    #[test]
+    fn program_output_is_whole_or_an_error() {
+        let sh = Path::new("/bin/sh");
+        let out = program_output(
+            sh,
+            &["-c", "yes ab | head -c 100000; echo x >&2"],
+            200_000,
+            T,
+        );
+        assert_eq!(out.expect("runs").len(), 100_000);
+        let err = program_output(sh, &["-c", "yes | head -c 5000"], 4096, T).expect_err("long");
+        assert!(err.contains("more than 4096 bytes"), "{err}");
+        let err = program_output(sh, &["-c", "exit 3"], 10, T).expect_err("fails");
+        assert!(err.contains("failed"), "{err}");
+        let err = program_output(sh, &["-c", "sleep 30"], 10, Duration::from_millis(200));
+        assert!(err.expect_err("slow").contains("timed out"));
     }
 
     #[test]

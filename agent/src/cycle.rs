@@ -12,6 +12,8 @@ use crate::bundle_store::{self, InForce};
 use crate::clock;
 use crate::config::{Dirs, Identity};
 use crate::expand::Vars;
+use crate::inventory;
+use crate::metrics;
 use crate::network;
 use crate::policies::connectivity_watchdog::Watchdog;
 use crate::policies::{self, Context, DownloadSink, Fetch, Outcome, Status};
@@ -56,6 +58,10 @@ pub struct Agent {
     /// Reports per check-in: halved when the backend finds a body too large, grown back
     /// after each check-in that went through.
     report_batch: usize,
+    /// Collects the inventory kinds and remembers what the processes kind needs.
+    inventory: inventory::Collector,
+    /// Metric samples not yet acknowledged (kept in the state dir).
+    metrics: metrics::Queue,
 }
 
 impl Agent {
@@ -72,6 +78,7 @@ impl Agent {
             identity.proxy.as_ref(),
         )?;
         let in_force = bundle_store::load(&dirs, &identity);
+        let metrics = metrics::Queue::load(&dirs.state);
         Ok(Self {
             dirs,
             identity,
@@ -81,13 +88,50 @@ impl Agent {
             time_sent_at: None,
             facts: crate::facts::collect(),
             report_batch: MAX_PER_CHECKIN,
+            inventory: inventory::Collector::default(),
+            metrics,
         })
+    }
+
+    fn settings(&self) -> apiary_proto::policy::settings::Settings {
+        policies::settings::effective(self.in_force.as_ref().map(|b| &b.bundle))
+    }
+
+    /// Takes a metric sample if metrics are on, unless one was taken in the last `min_gap`
+    /// seconds.
+    fn sample_metrics(&mut self, min_gap: f64) {
+        if self.settings().metrics && self.metrics.sample(now(), min_gap).is_some() {
+            self.metrics.save(&self.dirs.state);
+        }
+    }
+
+    /// Waits `delay` before the next cycle, sampling metrics meanwhile at the finer interval
+    /// the settings ask for; false when a stop signal came.
+    pub fn pause(&mut self, delay: Duration) -> bool {
+        let deadline = std::time::Instant::now() + delay;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let settings = self.settings();
+            let step = match settings.metrics_interval_seconds {
+                Some(s) if settings.metrics => Duration::from_secs(s).min(left),
+                _ => left,
+            };
+            if !signals::sleep(step) {
+                return false;
+            }
+            if step == left {
+                return true;
+            }
+            self.sample_metrics(1.0);
+        }
     }
 
     /// Runs one cycle.
     pub fn run_cycle(&mut self) -> Summary {
         let mut summary = Summary::default();
         let mut queue = ReportQueue::load(&self.dirs.state);
+        // A cycle right after a finer sample (or a restart) does not take another.
+        self.sample_metrics(1.0);
 
         let first = self.checkin(&mut queue);
         summary.online = first.is_some();
@@ -250,6 +294,20 @@ impl Agent {
         let send_time = self
             .time_sent_at
             .is_none_or(|t| clock::now().saturating_sub(t) >= CLOCK_EVERY);
+        let settings = self.settings();
+        let vars = Vars::new(
+            &self.facts,
+            &self.identity.config.device_id,
+            self.in_force
+                .as_ref()
+                .and_then(|b| b.bundle.policies.parameters.as_ref()),
+        );
+        let mut inventory = self
+            .inventory
+            .pending(&self.dirs.state, &settings, now(), &|text| {
+                vars.redact(text)
+            });
+        let metrics = self.metrics.outgoing().filter(|_| settings.metrics);
         let request = CheckinRequest {
             time: send_time.then(clock::system_now),
             ca: send_time.then(|| apiary_proto::digest::sha256_hex(&self.identity.ca_pem)),
@@ -262,6 +320,9 @@ impl Agent {
                 queue.id().to_string()
             },
             reports,
+            inventory_hashes: send_time.then(|| inventory.hashes.clone()),
+            inventory: std::mem::take(&mut inventory.uploads),
+            metrics: metrics.clone(),
         };
         let response = self
             .transport
@@ -278,6 +339,17 @@ impl Agent {
         }
         if let Some(network) = &network {
             network.acknowledged(&network_marker);
+        }
+        self.inventory.acknowledged(
+            &self.dirs.state,
+            &inventory,
+            &response.want_inventory,
+            now(),
+        );
+        if let Some(sent) = &metrics {
+            self.metrics
+                .acknowledged(sent, response.metrics_ack, response.want_metric_names);
+            self.metrics.save(&self.dirs.state);
         }
         if let Some(seq) = response.ack_seq {
             queue.ack(seq, now());

@@ -225,7 +225,7 @@ fn start(dirs: Dirs) -> ExitCode {
     );
     while !signals::stop_requested() {
         let s = agent.run_cycle();
-        if !signals::sleep(cycle::next_delay(s.interval_seconds)) {
+        if !agent.pause(cycle::next_delay(s.interval_seconds)) {
             break;
         }
     }

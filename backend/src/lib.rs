@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod datadir;
 pub mod device_api;
 pub mod error;
+pub mod metrics;
 pub mod operator_accounts;
 pub mod operator_api;
 pub mod operator_cli;

@@ -45,6 +45,8 @@ pub struct ServeOptions {
     pub device_cert_renew_before: Option<i64>,
     #[command(flatten)]
     pub device_limits: DeviceLimitArgs,
+    #[command(flatten)]
+    pub retention: crate::metrics::Retention,
 }
 
 /// What unauthenticated clients may hold of the device listener (see `conn_limits`).
@@ -162,6 +164,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         secrets: data.secrets,
         authority,
         commit_lock: tokio::sync::Mutex::new(()),
+        retention: opts.retention,
     });
 
     let operator_listener =
@@ -224,6 +227,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         _ = operator => {}
         _ = tls_server::serve(device_listener, device_tls, device_app, opts.device_limits.limits()) => {}
         _ = write_checkin_times(state.store.clone()) => {}
+        _ = crate::metrics::prune_forever(state.store.clone(), opts.retention) => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
     if let Err(e) = state.store.flush_checkins().await {

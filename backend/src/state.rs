@@ -18,6 +18,8 @@ pub struct AppState {
     pub secrets: crate::secrets::SecretBox,
     /// Serialises commits and bundle compilation, which assign ids and serials.
     pub commit_lock: tokio::sync::Mutex<()>,
+    /// How long metric samples are kept, raw and by hour.
+    pub retention: crate::metrics::Retention,
 }
 
 /// Handlers take this.

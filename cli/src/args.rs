@@ -89,6 +89,53 @@ pub enum Command {
     /// Devices' signed bundles, for devices with no network to the backend
     #[command(subcommand)]
     Bundles(BundlesCmd),
+    /// A device's inventory: system, software, users, ports or processes (all kinds, with
+    /// when each last changed, without KIND)
+    Inventory {
+        /// Device id, unique id prefix, or name
+        device: String,
+        /// system, software, users, ports or processes
+        kind: Option<String>,
+        /// Software: only packages whose name contains this
+        #[arg(long)]
+        search: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Devices of the fleet that have a package, or listen on a port
+    Find {
+        /// Packages whose name contains this
+        #[arg(long, conflicts_with = "port", required_unless_present = "port")]
+        package: Option<String>,
+        /// Listening TCP or UDP port
+        #[arg(long)]
+        port: Option<u16>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// A device's metrics over a time range: each series' last, least, mean and greatest
+    /// value, or every point with --points
+    Metrics {
+        /// Device id, unique id prefix, or name
+        device: String,
+        /// Start: DURATION ago (30m, 12h, 7d) or a unix time
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// End: DURATION ago or a unix time (default now)
+        #[arg(long)]
+        until: Option<String>,
+        /// Only these series (repeatable), e.g. cpu.user or fs.used:/data
+        #[arg(long = "series")]
+        series: Vec<String>,
+        /// raw or hourly (default: raw for up to a week within raw retention)
+        #[arg(long)]
+        resolution: Option<String>,
+        /// Print every point, one line per time
+        #[arg(long)]
+        points: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Args)]

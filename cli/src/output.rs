@@ -14,7 +14,7 @@ pub fn print(value: &Value, json: bool, human: fn(&Value)) {
     }
 }
 
-fn s(v: &Value) -> String {
+pub(crate) fn s(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(t) => t.clone(),
@@ -26,7 +26,7 @@ fn short(id: &Value) -> String {
     s(id).chars().take(12).collect()
 }
 
-fn time(v: &Value) -> String {
+pub(crate) fn time(v: &Value) -> String {
     v.as_i64().map(format_time).unwrap_or_else(|| "-".into())
 }
 
@@ -46,7 +46,7 @@ fn format_time(secs: i64) -> String {
     }
 }
 
-fn rows(v: &Value) -> &[Value] {
+pub(crate) fn rows(v: &Value) -> &[Value] {
     v.as_array().map(Vec::as_slice).unwrap_or(&[])
 }
 

@@ -1,7 +1,11 @@
 //! Requests and answers of the device API (`/v1/...`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+use crate::inventory::{InventoryUpload, Kind};
+use crate::metrics::MetricsUpload;
 use crate::signed::Envelope;
 
 /// Facts a device reports about itself at enrolment.
@@ -17,14 +21,19 @@ pub struct HostFacts {
     pub network: Vec<NetInterface>,
 }
 
-/// Largest check-in body the backend reads; a larger one is answered 413.
-pub const MAX_CHECKIN_BODY_BYTES: usize = 2 * 1024 * 1024;
-/// Room a check-in keeps for everything but reports (network facts are at most
-/// [`MAX_INTERFACES`] × [`MAX_ADDRESSES`] short strings, well under this).
+/// Room a check-in keeps for everything but reports, inventory and metrics (network facts
+/// are at most [`MAX_INTERFACES`] × [`MAX_ADDRESSES`] short strings, well under this).
 pub const CHECKIN_OVERHEAD_BYTES: usize = 256 * 1024;
-/// Bytes of serialised reports the agent puts in one check-in, derived from the limit so the
-/// two cannot drift apart.
-pub const REPORT_BATCH_BYTES: usize = MAX_CHECKIN_BODY_BYTES - CHECKIN_OVERHEAD_BYTES;
+/// Bytes of serialised reports the agent puts in one check-in.
+pub const REPORT_BATCH_BYTES: usize = 2 * 1024 * 1024 - CHECKIN_OVERHEAD_BYTES;
+/// Bytes of serialised metric samples the agent puts in one check-in.
+pub const METRICS_BATCH_BYTES: usize = 256 * 1024;
+/// Largest check-in body the backend reads, the sum of its parts' batches so they cannot
+/// drift apart; a larger one is answered 413.
+pub const MAX_CHECKIN_BODY_BYTES: usize = CHECKIN_OVERHEAD_BYTES
+    + REPORT_BATCH_BYTES
+    + METRICS_BATCH_BYTES
+    + crate::inventory::INVENTORY_BATCH_BYTES;
 
 /// Largest enrolment body the backend reads: a signed request whose network facts are at
 /// most [`MAX_INTERFACES`] × [`MAX_ADDRESSES`] addresses, with room to spare.
@@ -225,7 +234,7 @@ pub struct Report {
 }
 
 /// `POST /v1/checkin`: the one request of a cycle.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckinRequest {
     /// Sent on an agent process's first check-in (it cannot change within a process); the
     /// backend keeps the last one it received.
@@ -253,6 +262,17 @@ pub struct CheckinRequest {
     /// `time`: the backend answers with its own set when they differ (a CA rotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
+    /// Inventory kinds whose hash differs from the one the backend last acknowledged, at
+    /// most [`INVENTORY_BATCH_BYTES`](crate::inventory::INVENTORY_BATCH_BYTES) of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<InventoryUpload>,
+    /// The hash of every inventory kind the agent collects, sent with `time`: the backend
+    /// answers `want_inventory` with the kinds it holds otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_hashes: Option<BTreeMap<Kind, String>>,
+    /// Unacknowledged metric samples, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsUpload>,
 }
 
 /// Reports a check-in may carry; the agent sends at most `MAX_PER_CHECKIN` (200).
@@ -275,6 +295,9 @@ impl CheckinRequest {
             return Err(format!(
                 "at most {MAX_REPORTS_PER_CHECKIN} reports per check-in"
             ));
+        }
+        if self.inventory.len() > crate::inventory::Kind::ALL.len() {
+            return Err("more inventory kinds than there are".into());
         }
         Ok(())
     }
@@ -301,6 +324,17 @@ pub struct CheckinResponse {
     /// `ca` named another set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_pem: Option<String>,
+    /// Inventory kinds the backend lacks or holds otherwise than `inventory_hashes` said:
+    /// the agent sends them at its next check-in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub want_inventory: Vec<Kind>,
+    /// Every metric sample with `seq <= metrics_ack` is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_ack: Option<u64>,
+    /// The samples came without names and the backend has none for this device: the agent
+    /// sends its names with the next samples (these stay queued).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub want_metric_names: bool,
 }
 
 /// The payload of `POST /v1/renew`, signed with the device's current key and sent over a

@@ -11,6 +11,8 @@ pub mod device_api;
 pub mod diff;
 pub mod digest;
 pub mod hex;
+pub mod inventory;
+pub mod metrics;
 pub mod offline;
 pub mod pem;
 pub mod policy;

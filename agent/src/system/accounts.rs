@@ -26,6 +26,8 @@ pub struct Account {
     pub name: String,
     pub uid: u32,
     pub gid: u32,
+    /// The comment field (full name, room, phone).
+    pub gecos: String,
     pub home: String,
     pub shell: String,
 }
@@ -42,6 +44,7 @@ pub fn parse_passwd(text: &str) -> Vec<Account> {
                 name: f[0].to_string(),
                 uid: f[2].parse().ok()?,
                 gid: f[3].parse().ok()?,
+                gecos: f[4].to_string(),
                 home: f[5].to_string(),
                 shell: f[6].to_string(),
             })
@@ -131,6 +134,7 @@ mod tests {
                 name: "alice".into(),
                 uid: 1001,
                 gid: 1001,
+                gecos: "Alice,,,".into(),
                 home: "/home/alice".into(),
                 shell: "/bin/sh".into()
             }

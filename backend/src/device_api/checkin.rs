@@ -13,6 +13,7 @@ use apiary_proto::device_api::{
 };
 use apiary_proto::signed::Envelope;
 
+use super::monitoring::Monitoring;
 use crate::error::ApiError;
 use crate::state::{Shared, now};
 use crate::store::{CheckinOutcome, CheckinRecord};
@@ -42,18 +43,25 @@ pub async fn checkin(
     let now = now();
     let remote_ip = conn.remote.ip();
     let repeat = request.reports.is_empty()
+        && request.inventory.is_empty()
+        && request.inventory_hashes.is_none()
+        && request.metrics.is_none()
         && request.network.is_none()
         && request.agent_version.is_none()
         && request.time.is_none()
         && device
             .state
             .repeats_last(request.bundle_hash.as_deref(), remote_ip);
-    let ack_seq = if repeat {
+    let monitoring = if repeat {
         // Nothing to record but the time: no database on this path.
         state.store.touch_checkin(&device.id, now);
-        None
+        Monitoring::default()
     } else {
-        record(&state, &device.id, &mut request, remote_ip, now).await?
+        let monitoring = super::monitoring::record(&state, &device.id, &mut request, now).await?;
+        Monitoring {
+            ack_seq: record(&state, &device.id, &mut request, remote_ip, now).await?,
+            ..monitoring
+        }
     };
     let bundle = match &device.state.current_bundle {
         Some(hash) if request.bundle_hash.as_deref() != Some(hash.as_str()) => {
@@ -76,10 +84,13 @@ pub async fn checkin(
         .map(|_| state.authority.trust_pem.clone());
     Ok(Json(CheckinResponse {
         bundle,
-        ack_seq,
+        ack_seq: monitoring.ack_seq,
         time,
         renew,
         ca_pem,
+        want_inventory: monitoring.want_inventory,
+        metrics_ack: monitoring.metrics_ack,
+        want_metric_names: monitoring.want_metric_names,
     }))
 }
 

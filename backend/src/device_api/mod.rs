@@ -9,6 +9,7 @@ mod body;
 mod checkin;
 mod enroll;
 mod files;
+mod monitoring;
 mod renew;
 
 /// The device API router.

@@ -15,6 +15,7 @@ pub mod config;
 mod devices;
 mod files;
 mod groups;
+mod monitoring;
 mod parameters;
 
 /// The operator API router (everything under `/api/v1` requires a token).
@@ -34,6 +35,10 @@ pub fn router(state: Shared) -> Router {
         .route("/devices/{id}/reject", post(devices::reject))
         .route("/devices/{id}/move", post(groups::move_device))
         .route("/devices/{id}/offline-bundle", get(devices::offline_bundle))
+        .route("/devices/{id}/inventory", get(monitoring::all))
+        .route("/devices/{id}/inventory/{kind}", get(monitoring::one))
+        .route("/devices/{id}/metrics", get(monitoring::metrics))
+        .route("/inventory/search", get(monitoring::search))
         .route(
             "/groups",
             get(groups::list)

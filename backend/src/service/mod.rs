@@ -14,6 +14,7 @@ pub mod config;
 pub mod devices;
 pub mod files;
 pub mod groups;
+pub mod monitoring;
 pub mod offline;
 pub mod parameters;
 

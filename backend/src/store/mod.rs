@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod checkin_cache;
 pub mod fleet_view;
+pub mod monitoring;
 pub mod operators;
 
 pub use checkin_cache::{CheckinState, RecordedCheckin};
@@ -330,7 +331,14 @@ pub struct AuditEntry {
 
 /// The backend's persistence.
 #[async_trait]
-pub trait Store: operators::OperatorStore + fleet_view::FleetView + Send + Sync + 'static {
+pub trait Store:
+    operators::OperatorStore
+    + fleet_view::FleetView
+    + monitoring::MonitoringStore
+    + Send
+    + Sync
+    + 'static
+{
     // Groups.
     /// Creates a group path and its ancestors if missing.
     async fn ensure_group(&self, path: &str) -> Result<(), StoreError>;

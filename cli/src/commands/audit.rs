@@ -36,7 +36,7 @@ pub fn list(c: &Client, filter: Filter, json: bool) -> Result<(), ClientError> {
 }
 
 /// `30m`, `12h`, `7d` ago, or a unix time, as unix seconds.
-fn parse_since(text: &str) -> Result<i64, ClientError> {
+pub(super) fn parse_since(text: &str) -> Result<i64, ClientError> {
     let bad = || {
         ClientError::Usage(format!(
             "--since {text:?}: use e.g. 30m, 12h, 7d or a unix time"

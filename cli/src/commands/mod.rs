@@ -10,6 +10,7 @@ mod devices;
 mod drafts;
 mod files;
 mod groups;
+mod monitoring;
 mod params;
 
 use apiary_proto::tls_client;
@@ -54,6 +55,37 @@ pub fn run(cli: Cli) -> Result<(), ClientError> {
         ),
         Command::Ca => ca(&c),
         Command::Bundles(cmd) => bundles::run(&c, cmd),
+        Command::Inventory {
+            device,
+            kind,
+            search,
+            json,
+        } => monitoring::inventory(&c, &device, kind.as_deref(), search.as_deref(), json.json),
+        Command::Find {
+            package,
+            port,
+            json,
+        } => monitoring::find(&c, package.as_deref(), port, json.json),
+        Command::Metrics {
+            device,
+            since,
+            until,
+            series,
+            resolution,
+            points,
+            json,
+        } => monitoring::metrics(
+            &c,
+            &device,
+            monitoring::Range {
+                since,
+                until,
+                series,
+                resolution,
+            },
+            points,
+            json.json,
+        ),
     }
 }
 

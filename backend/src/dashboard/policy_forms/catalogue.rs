@@ -203,6 +203,25 @@ const FORMS: &[PolicyForm] = &[
                 Kind::Number,
             ),
             field("reports", "Send policy reports", "default yes", Kind::YesNo),
+            field("metrics", "Collect metrics", "default yes", Kind::YesNo),
+            field(
+                "metrics_interval_seconds",
+                "Metrics sample interval (s)",
+                "finer than the check-in interval; default one sample per check-in",
+                Kind::Number,
+            ),
+            field(
+                "process_inventory",
+                "Process inventory",
+                "default no; sent at every check-in",
+                Kind::YesNo,
+            ),
+            field(
+                "software_inventory_hours",
+                "Software inventory every (h)",
+                "default 6",
+                Kind::Number,
+            ),
         ],
     },
     PolicyForm {

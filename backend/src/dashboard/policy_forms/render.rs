@@ -394,7 +394,7 @@ mod tests {
             ("ntp", json!({"servers": ["a.example", "b.example"]})),
             (
                 "settings",
-                json!({"interval_seconds": 60, "reports": false}),
+                json!({"interval_seconds": 60, "reports": false, "metrics": true, "metrics_interval_seconds": 20, "process_inventory": true, "software_inventory_hours": 12}),
             ),
             (
                 "process_watch",

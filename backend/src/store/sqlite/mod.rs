@@ -12,6 +12,7 @@ use super::*;
 
 mod fleet_view;
 mod migrations;
+mod monitoring;
 mod operators;
 
 /// [`Store`] on an SQLite file.
