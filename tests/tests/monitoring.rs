@@ -368,7 +368,7 @@ fn metrics_reach_the_backend_and_agree_with_proc() {
     let kib = |key: &str| -> f64 {
         meminfo
             .lines()
-            .find_map(|l| l.strip_prefix(key)?.split_whitespace().nth(0)?.parse().ok())
+            .find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse().ok())
             .expect("meminfo field")
     };
     let available = series("memory.available")[1].expect("available");
