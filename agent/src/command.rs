@@ -154,32 +154,58 @@ pub fn run_program_ok(
 }
 
 fn run(
-    mut cmd: Command,
+    cmd: Command,
     input: Input<'_>,
     secrets: &Secrets,
     timeout: Duration,
 ) -> io::Result<CommandResult> {
+    // Kept beyond the limit: room to recognise a secret the final cut goes through.
+    let keep = OUTPUT_LIMIT + secrets.longest();
+    let (status, timed_out, (tail, cut)) = spawn(cmd, input, Capture::Tail(keep), timeout)?;
+    Ok(CommandResult {
+        code: status.code(),
+        timed_out,
+        output: secrets.redact_tail(&tail, cut, OUTPUT_LIMIT),
+    })
+}
+
+/// What [`spawn`] keeps of a command's output.
+#[derive(Clone, Copy)]
+enum Capture {
+    /// The last N bytes of stdout and stderr together.
+    Tail(usize),
+    /// Stdout from its start, up to N bytes; stderr dropped.
+    Head(usize),
+}
+
+/// Starts `cmd` with `input` on stdin, collects its output as `capture` says, and waits
+/// for it (killed after `timeout`): its status, whether it was killed, and the bytes kept
+/// with whether more came.
+fn spawn(
+    mut cmd: Command,
+    input: Input<'_>,
+    capture: Capture,
+    timeout: Duration,
+) -> io::Result<(std::process::ExitStatus, bool, (Vec<u8>, bool))> {
     let (mut reader, writer) = io::pipe()?;
     let (stdin, bytes) = match input {
         Input::None => (Stdio::null(), None),
         Input::Bytes(bytes) => (Stdio::piped(), Some(bytes)),
         Input::File(file) => (Stdio::from(file), None),
     };
-    let mut child = cmd
-        .stdin(stdin)
-        .stdout(writer.try_clone()?)
-        .stderr(writer)
-        .spawn()?;
+    let stderr = match capture {
+        Capture::Tail(_) => Stdio::from(writer.try_clone()?),
+        Capture::Head(_) => Stdio::null(),
+    };
+    let mut child = cmd.stdin(stdin).stdout(writer).stderr(stderr).spawn()?;
     // The command holds the write end now; ours must close for the reader to see the end.
     drop(cmd);
     if let (Some(bytes), Some(mut stdin)) = (bytes, child.stdin.take()) {
         // A command that exits without reading gives EPIPE, which its status then explains.
         let _ = stdin.write_all(bytes);
     }
-    // Kept beyond the limit: room to recognise a secret the final cut goes through.
-    let keep = OUTPUT_LIMIT + secrets.longest();
     let collector = thread::spawn(move || {
-        let mut tail = Vec::new();
+        let mut kept = Vec::new();
         let mut total = 0usize;
         let mut buf = [0u8; 4096];
         loop {
@@ -187,25 +213,36 @@ fn run(
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     total += n;
-                    tail.extend_from_slice(&buf[..n]);
-                    if tail.len() > 2 * keep {
-                        tail.drain(..tail.len() - keep);
+                    match capture {
+                        Capture::Tail(keep) => {
+                            kept.extend_from_slice(&buf[..n]);
+                            if kept.len() > 2 * keep {
+                                kept.drain(..kept.len() - keep);
+                            }
+                        }
+                        // The rest is read and dropped, so a full pipe never stops the program.
+                        Capture::Head(limit) if kept.len() < limit => {
+                            kept.extend_from_slice(&buf[..n.min(limit - kept.len())]);
+                        }
+                        Capture::Head(_) => {}
                     }
                 }
             }
         }
-        let start = tail.len().saturating_sub(keep);
-        (tail.split_off(start), total > keep)
+        match capture {
+            Capture::Tail(keep) => {
+                let start = kept.len().saturating_sub(keep);
+                (kept.split_off(start), total > keep)
+            }
+            Capture::Head(_) => {
+                let cut = total > kept.len();
+                (kept, cut)
+            }
+        }
     });
-
     let (status, timed_out) = wait_or_kill(&mut child, timeout)?;
     // A grandchild that keeps the pipe open must not block the agent: only wait briefly.
-    let (tail, cut) = join_with_grace(collector);
-    Ok(CommandResult {
-        code: status.code(),
-        timed_out,
-        output: secrets.redact_tail(&tail, cut, OUTPUT_LIMIT),
-    })
+    Ok((status, timed_out, join_with_grace(collector)))
 }
 
 /// Waits for `child`, killing it once `timeout` has passed; true when it had to.
@@ -235,34 +272,17 @@ pub fn program_output(
     timeout: Duration,
 ) -> Result<String, String> {
     let shown = program.display();
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    let (status, timed_out, (out, cut)) = spawn(cmd, Input::None, Capture::Head(limit), timeout)
         .map_err(|e| format!("cannot run {shown}: {e}"))?;
-    let mut stdout = child.stdout.take().expect("stdout was piped");
-    let collector = thread::spawn(move || {
-        let mut out = Vec::new();
-        let read = (&mut stdout).take(limit as u64 + 1).read_to_end(&mut out);
-        // Drain the rest so the program is not stopped by a full pipe before it exits.
-        let _ = io::copy(&mut stdout, &mut io::sink());
-        read.map(|_| out)
-    });
-    let (status, timed_out) =
-        wait_or_kill(&mut child, timeout).map_err(|e| format!("waiting for {shown}: {e}"))?;
-    let out = collector
-        .join()
-        .map_err(|_| format!("reading {shown}'s output failed"))?
-        .map_err(|e| format!("reading {shown}'s output: {e}"))?;
     if timed_out {
         return Err(format!("{shown} timed out after {} s", timeout.as_secs()));
     }
     if !status.success() {
         return Err(format!("{shown} failed: {status}"));
     }
-    if out.len() > limit {
+    if cut {
         return Err(format!("{shown} printed more than {limit} bytes"));
     }
     Ok(String::from_utf8_lossy(&out).into_owned())

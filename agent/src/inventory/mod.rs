@@ -70,7 +70,7 @@ impl Collector {
         collected.extend(users::collect().map(Inventory::Users));
         collected.push(Inventory::Ports(ports::collect()));
         if settings.process_inventory {
-            let names = crate::system::accounts::accounts()
+            let names: Vec<(u32, String)> = crate::system::accounts::accounts()
                 .unwrap_or_default()
                 .into_iter()
                 .map(|a| (a.uid, a.name))

@@ -5,7 +5,6 @@
 //! An agent that is not root sees only its own user's descriptors; the other sockets are
 //! listed without their process.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -22,7 +21,7 @@ pub struct Socket {
     pub inode: u64,
 }
 
-/// Reads the ports kind.
+/// Reads the ports kind, in the kernel's table order.
 pub fn collect() -> Vec<Port> {
     let mut sockets = Vec::new();
     for (protocol, state) in [
@@ -34,23 +33,27 @@ pub fn collect() -> Vec<Port> {
         let text = fs::read_to_string(format!("/proc/net/{protocol}")).unwrap_or_default();
         sockets.extend(parse_table(&text, protocol, state));
     }
-    let owners = socket_owners();
-    let mut ports: BTreeMap<(String, String, u16), Port> = BTreeMap::new();
+    let inodes: Vec<u64> = sockets.iter().map(|s| s.inode).collect();
+    let owners = socket_owners(&inodes);
+    let mut ports: Vec<Port> = Vec::new();
     for mut s in sockets {
-        if let Some((pid, name)) = owners.get(&s.inode) {
+        if let Some((_, pid, name)) = owners.iter().find(|o| o.0 == s.inode) {
             s.port.pid = Some(*pid);
             s.port.process = Some(name.clone());
         }
-        let key = (s.port.protocol.clone(), s.port.address.clone(), s.port.port);
         // Several sockets on one port (SO_REUSEPORT workers): one entry, the lowest pid.
-        let keep = ports
-            .get(&key)
-            .is_none_or(|p| p.pid.is_none() || (s.port.pid.is_some() && s.port.pid < p.pid));
-        if keep {
-            ports.insert(key, s.port);
+        let same = ports.iter_mut().find(|p| {
+            (&p.protocol, &p.address, p.port) == (&s.port.protocol, &s.port.address, s.port.port)
+        });
+        match same {
+            None => ports.push(s.port),
+            Some(p) if p.pid.is_none() || (s.port.pid.is_some() && s.port.pid < p.pid) => {
+                *p = s.port
+            }
+            Some(_) => {}
         }
     }
-    ports.into_values().collect()
+    ports
 }
 
 /// The sockets in state `state` of one table:
@@ -96,10 +99,10 @@ fn parse_address(hex: &str) -> Option<String> {
     }
 }
 
-/// Socket inode → (lowest pid holding it, its name), from the `socket:[N]` links under
-/// `/proc/*/fd` this agent may read.
-fn socket_owners() -> BTreeMap<u64, (u32, String)> {
-    let mut owners: BTreeMap<u64, (u32, String)> = BTreeMap::new();
+/// (inode, lowest pid holding it, its name) for each of `inodes` held by a process whose
+/// descriptors (`socket:[N]` links under `/proc/PID/fd`) this agent may read.
+fn socket_owners(inodes: &[u64]) -> Vec<(u64, u32, String)> {
+    let mut owners: Vec<(u64, u32, String)> = Vec::new();
     let Ok(procs) = fs::read_dir("/proc") else {
         return owners;
     };
@@ -111,21 +114,18 @@ fn socket_owners() -> BTreeMap<u64, (u32, String)> {
         let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
             continue;
         };
-        let mut name = None;
         for fd in fds.filter_map(Result::ok) {
             let Ok(target) = fs::read_link(fd.path()) else {
                 continue;
             };
-            let Some(inode) = target
+            let inode = target
                 .to_str()
-                .and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok())
-            else {
-                continue;
-            };
-            owners.entry(inode).or_insert_with(|| {
-                let name = name.get_or_insert_with(|| process_name(pid));
-                (pid, name.clone())
-            });
+                .and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok());
+            if let Some(inode) = inode.filter(|i| inodes.contains(i))
+                && !owners.iter().any(|o| o.0 == inode)
+            {
+                owners.push((inode, pid, process_name(pid)));
+            }
         }
     }
     owners

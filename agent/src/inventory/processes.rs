@@ -4,7 +4,6 @@
 //! CPU is the share of one CPU over the time since the previous collection in this agent
 //! process (a cycle of `start`); on the first, it is the average over the process's life.
 
-use std::collections::BTreeMap;
 use std::fs;
 
 use apiary_proto::inventory::{MAX_COMMAND, ProcessInfo};
@@ -14,8 +13,8 @@ use apiary_proto::inventory::{MAX_COMMAND, ProcessInfo};
 pub struct CpuHistory {
     /// System uptime then, in clock ticks.
     at: u64,
-    /// pid → (start time, CPU ticks): a pid reused by a new process starts afresh.
-    ticks: BTreeMap<u32, (u64, u64)>,
+    /// (pid, start time, CPU ticks) by pid: a pid reused by a new process starts afresh.
+    ticks: Vec<(u32, u64, u64)>,
 }
 
 /// What `/proc/PID/stat` says of a process.
@@ -32,7 +31,7 @@ impl CpuHistory {
     /// Reads every process; `users` names uids, `redact` hides secrets in command lines.
     pub fn collect(
         &mut self,
-        users: &BTreeMap<u32, String>,
+        users: &[(u32, String)],
         redact: &dyn Fn(&str) -> String,
     ) -> Vec<ProcessInfo> {
         // SAFETY: sysconf only reads system values.
@@ -42,13 +41,10 @@ impl CpuHistory {
                 (libc::sysconf(libc::_SC_PAGESIZE).max(4096) / 1024) as u64,
             )
         };
-        let uptime = fs::read_to_string("/proc/uptime")
-            .ok()
-            .and_then(|u| u.split_whitespace().next()?.parse::<f64>().ok())
-            .unwrap_or(0.0);
+        let uptime = crate::metrics::sample::uptime();
         let now = (uptime * hz as f64) as u64;
         let mem_kib = super::system::meminfo_kib("MemTotal").unwrap_or(0).max(1);
-        let mut ticks = BTreeMap::new();
+        let mut ticks = Vec::new();
         let mut out = Vec::new();
         for pid in pids() {
             let Some(stat) = fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -57,19 +53,30 @@ impl CpuHistory {
             else {
                 continue;
             };
-            let (since, used) = match self.ticks.get(&pid) {
-                Some(&(start, before)) if start == stat.start_ticks && self.at < now => {
+            let before = self
+                .ticks
+                .binary_search_by_key(&pid, |t| t.0)
+                .ok()
+                .map(|i| self.ticks[i]);
+            let (since, used) = match before {
+                Some((_, start, before)) if start == stat.start_ticks && self.at < now => {
                     (now - self.at, stat.cpu_ticks.saturating_sub(before))
                 }
                 _ => (now.saturating_sub(stat.start_ticks), stat.cpu_ticks),
             };
-            ticks.insert(pid, (stat.start_ticks, stat.cpu_ticks));
+            // pids come sorted, so this stays sorted for the search above.
+            ticks.push((pid, stat.start_ticks, stat.cpu_ticks));
             let uid = effective_uid(pid);
             let rss_kib = stat.rss_pages * page_kib;
             out.push(ProcessInfo {
                 pid,
                 user: uid
-                    .map(|u| users.get(&u).cloned().unwrap_or_else(|| u.to_string()))
+                    .map(|u| {
+                        users
+                            .iter()
+                            .find(|(id, _)| *id == u)
+                            .map_or_else(|| u.to_string(), |(_, name)| name.clone())
+                    })
                     .unwrap_or_default(),
                 cpu: round1(100.0 * used as f64 / since.max(1) as f64),
                 memory: round1(100.0 * rss_kib as f64 / mem_kib as f64),
@@ -159,7 +166,7 @@ mod tests {
     #[test]
     fn this_process_is_listed_and_a_busy_one_shows_its_cpu() {
         let mut history = CpuHistory::default();
-        let users = BTreeMap::new();
+        let users = Vec::new();
         let first = history.collect(&users, &|c| c.replace("apiary_agent", "REDACTED"));
         let me = std::process::id();
         let own = first.iter().find(|p| p.pid == me).expect("listed");

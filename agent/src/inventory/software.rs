@@ -19,11 +19,11 @@ const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 const OPKG_STATUS: &[&str] = &["/usr/lib/opkg/status", "/var/lib/opkg/status"];
 const APK_INSTALLED: &str = "/lib/apk/db/installed";
 
-/// The package lists of every manager found, each sorted by name.
+/// The package lists of every manager found, in their databases' order (which stays put
+/// until a package changes, so the kind's hash does too).
 pub fn collect() -> Vec<PackageList> {
     let mut lists = Vec::new();
-    let mut add = |manager: &str, mut packages: Vec<Package>| {
-        packages.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+    let mut add = |manager: &str, packages: Vec<Package>| {
         lists.push(PackageList {
             manager: manager.into(),
             packages,

@@ -65,7 +65,7 @@ impl Queue {
     /// Takes a sample at `time` (the agent's clock), unless one was taken less than
     /// `min_gap` seconds ago. The latest reading is returned for the metrics monitor.
     pub fn sample(&mut self, time: u64, min_gap: f64) -> Option<Vec<(String, Option<f64>)>> {
-        let uptime = uptime();
+        let uptime = sample::uptime();
         if self.last_uptime > 0.0
             && uptime >= self.last_uptime
             && uptime - self.last_uptime < min_gap
@@ -145,13 +145,6 @@ impl Queue {
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
-}
-
-fn uptime() -> f64 {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|u| u.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

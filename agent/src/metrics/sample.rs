@@ -5,7 +5,6 @@
 //! with the queue in the state dir); the first sample after a boot has none and leaves
 //! them empty.
 
-use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs;
 
@@ -18,8 +17,8 @@ pub struct Counters {
     pub uptime: f64,
     /// user (with nice), system (with irq and softirq), iowait, total jiffies.
     pub cpu: Option<[u64; 4]>,
-    /// Interface → (received, sent) bytes.
-    pub net: BTreeMap<String, (u64, u64)>,
+    /// (interface, received, sent) bytes.
+    pub net: Vec<(String, u64, u64)>,
 }
 
 /// Filesystems worth watching: on disks and flash, not in memory or virtual.
@@ -31,10 +30,7 @@ const DISK_FILESYSTEMS: &[&str] = &[
 /// One reading: `(series, value)` in a stable order (the catalogue's, instances sorted).
 pub fn read(prev: &mut Counters) -> Vec<(String, Option<f64>)> {
     let mut out: Vec<(String, Option<f64>)> = Vec::new();
-    let uptime = fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|u| u.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let uptime = uptime();
     let elapsed = (prev.uptime > 0.0 && uptime > prev.uptime).then_some(uptime - prev.uptime);
 
     let cpu = fs::read_to_string("/proc/stat")
@@ -56,7 +52,7 @@ pub fn read(prev: &mut Counters) -> Vec<(String, Option<f64>)> {
     out.extend(memory(&meminfo));
 
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut loads = load.split_whitespace().map(|v| v.parse::<f64>().ok());
+    let mut loads = load.split_whitespace().map(decimal);
     for name in ["load.1", "load.5", "load.15"] {
         out.push((name.into(), loads.next().flatten()));
     }
@@ -79,15 +75,15 @@ pub fn read(prev: &mut Counters) -> Vec<(String, Option<f64>)> {
         _ => None,
     };
     let mut tx = Vec::new();
-    for (iface, (rx_now, tx_now)) in &net {
-        let before = prev.net.get(iface);
+    for (iface, rx_now, tx_now) in &net {
+        let before = prev.net.iter().find(|b| b.0 == *iface);
         out.push((
             format!("net.rx:{iface}"),
-            rate(*rx_now, before.map(|b| b.0)),
+            rate(*rx_now, before.map(|b| b.1)),
         ));
         tx.push((
             format!("net.tx:{iface}"),
-            rate(*tx_now, before.map(|b| b.1)),
+            rate(*tx_now, before.map(|b| b.2)),
         ));
     }
     out.extend(tx);
@@ -96,6 +92,32 @@ pub fn read(prev: &mut Counters) -> Vec<(String, Option<f64>)> {
     out.truncate(apiary_proto::metrics::MAX_SERIES);
     *prev = Counters { uptime, cpu, net };
     out
+}
+
+/// `/proc/uptime`'s first field, seconds since boot.
+pub fn uptime() -> f64 {
+    fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|u| decimal(u.split_whitespace().next()?))
+        .unwrap_or(0.0)
+}
+
+/// A plain decimal as the kernel prints them (`-12`, `0.52`, `46639.89`): enough for
+/// `/proc`, and much smaller than the full float parser.
+pub fn decimal(text: &str) -> Option<f64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() || fraction.len() > 9 {
+        return None;
+    }
+    let mut value = whole.parse::<u64>().ok()? as f64;
+    if !fraction.is_empty() {
+        value += fraction.parse::<u64>().ok()? as f64 / 10f64.powi(fraction.len() as i32);
+    }
+    Some(if negative { -value } else { value })
 }
 
 fn round(v: f64, decimals: i32) -> f64 {
@@ -165,7 +187,7 @@ pub fn disk_mounts(mounts: &str) -> Vec<String> {
         seen.push(*device);
         out.push(unescape(mount));
     }
-    out.sort();
+    out.sort_unstable();
     out
 }
 
@@ -214,8 +236,8 @@ fn statvfs(mount: &str) -> Option<(f64, f64)> {
     ))
 }
 
-/// Interface → (received, sent) bytes of `/proc/net/dev`, loopback left out.
-pub fn net_counters(dev: &str) -> BTreeMap<String, (u64, u64)> {
+/// (interface, received, sent) bytes of `/proc/net/dev`, loopback left out.
+pub fn net_counters(dev: &str) -> Vec<(String, u64, u64)> {
     dev.lines()
         .skip(2)
         .filter_map(|l| {
@@ -225,7 +247,7 @@ pub fn net_counters(dev: &str) -> BTreeMap<String, (u64, u64)> {
                 .split_whitespace()
                 .filter_map(|n| n.parse().ok())
                 .collect();
-            (name != "lo" && v.len() >= 9).then(|| (name.to_string(), (v[0], v[8])))
+            (name != "lo" && v.len() >= 9).then(|| (name.to_string(), v[0], v[8]))
         })
         .collect()
 }
@@ -250,11 +272,11 @@ fn temperatures() -> Vec<(String, Option<f64>)> {
                 .to_string();
             let milli = fs::read_to_string(path.join("temp"))
                 .ok()
-                .and_then(|t| t.trim().parse::<f64>().ok());
+                .and_then(|t| decimal(t.trim()));
             Some((kind, zone, milli.map(|m| round(m / 1000.0, 1))))
         })
         .collect();
-    zones.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    zones.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     let names: Vec<String> = zones.iter().map(|z| z.0.clone()).collect();
     zones
         .into_iter()
@@ -273,6 +295,17 @@ fn temperatures() -> Vec<(String, Option<f64>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_as_proc_prints_them() {
+        assert_eq!(decimal("46639.89"), Some(46639.89));
+        assert_eq!(decimal("0.52"), Some(0.52));
+        assert_eq!(decimal("-12"), Some(-12.0));
+        assert_eq!(decimal("45000"), Some(45000.0));
+        for bad in ["", ".5", "1.2.3", "x", "1e5", "1.0000000001"] {
+            assert_eq!(decimal(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn cpu_shares_from_two_stat_lines() {
@@ -310,7 +343,7 @@ mod tests {
             \x20   lo: 500 5 0 0 0 0 0 0 500 5 0 0 0 0 0 0\n  eth0: 123456 100 0 0 0 0 0 0 654321 90 0 0 0 0 0 0\n";
         let c = net_counters(dev);
         assert_eq!(c.len(), 1);
-        assert_eq!(c["eth0"], (123456, 654321));
+        assert_eq!(c[0], ("eth0".to_string(), 123456, 654321));
     }
 
     #[test]
