@@ -62,6 +62,8 @@ pub struct Agent {
     inventory: inventory::Collector,
     /// Metric samples not yet acknowledged (kept in the state dir).
     metrics: metrics::Queue,
+    /// The latest sample, for the metrics monitor.
+    reading: Option<Vec<(String, Option<f64>)>>,
 }
 
 impl Agent {
@@ -90,6 +92,7 @@ impl Agent {
             report_batch: MAX_PER_CHECKIN,
             inventory: inventory::Collector::default(),
             metrics,
+            reading: None,
         })
     }
 
@@ -100,7 +103,11 @@ impl Agent {
     /// Takes a metric sample if metrics are on, unless one was taken in the last `min_gap`
     /// seconds.
     fn sample_metrics(&mut self, min_gap: f64) {
-        if self.settings().metrics && self.metrics.sample(now(), min_gap).is_some() {
+        if !self.settings().metrics {
+            return;
+        }
+        if let Some(reading) = self.metrics.sample(now(), min_gap) {
+            self.reading = Some(reading);
             self.metrics.save(&self.dirs.state);
         }
     }
@@ -197,6 +204,7 @@ impl Agent {
             fetcher,
             stop_requested: &signals::stop_requested,
             vars: &vars,
+            metrics: self.reading.as_deref().filter(|_| settings.metrics),
         };
         let serial = in_force.bundle.serial;
         if let Some(spec) = &in_force.bundle.policies.connectivity_watchdog {

@@ -419,3 +419,67 @@ fn metrics_reach_the_backend_and_agree_with_proc() {
         "{text}"
     );
 }
+
+#[test]
+#[ignore = "needs tests/rootfs/build, cross/build and root (scripts/test runs it)"]
+fn a_threshold_crossing_and_its_recovery_are_reported_once_each() {
+    let root = RootFs::busybox();
+    let (backend, agent, id) = device(&root);
+    // Any filesystem holding this root is more than 0.001 % used.
+    backend.set_config(
+        "/lab",
+        "metrics_monitor",
+        &json!({"items": [{"metric": "fs.used", "above": 0.001, "level": "error"}]}),
+    );
+    let commit = backend.cli_json(&["commit", "-m", "watch the disks"]);
+    run(&agent);
+    let crossed = |device: &Value| {
+        apiary_tests::report_messages(device)
+            .into_iter()
+            .filter(|m| {
+                m.starts_with("error metrics_monitor fs.used:/ is ")
+                    && m.contains("past its limit (above 0.001 %)")
+            })
+            .count()
+    };
+    let first = backend.device(&id);
+    assert_eq!(
+        crossed(&first),
+        1,
+        "{:?}",
+        apiary_tests::report_messages(&first)
+    );
+    let rollout =
+        backend.cli_json(&["commits", "show", &commit["id"].to_string()])["rollout"].clone();
+    let state = &rollout["devices"].as_array().expect("devices")[0]["state"];
+    assert_eq!(
+        state, "converged",
+        "a crossing is no failed rollout: {rollout}"
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    run(&agent);
+    assert_eq!(
+        crossed(&backend.device(&id)),
+        1,
+        "still crossed: nothing new"
+    );
+
+    backend.set_config(
+        "/lab",
+        "metrics_monitor",
+        &json!({"items": [{"metric": "fs.used", "above": 99.999, "level": "error"}]}),
+    );
+    backend.cli_ok(&["commit", "-m", "a looser limit"]);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    run(&agent);
+    let messages = apiary_tests::report_messages(&backend.device(&id));
+    let recovered: Vec<&String> = messages
+        .iter()
+        .filter(|m| {
+            m.starts_with("info metrics_monitor fs.used:/ is ")
+                && m.contains("back within its limit")
+        })
+        .collect();
+    assert_eq!(recovered.len(), 1, "{messages:?}");
+}

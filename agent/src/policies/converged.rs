@@ -46,6 +46,11 @@ impl Converged {
         self.items.get(item).map(String::as_str) == Some(desired)
     }
 
+    /// What `item` was last recorded as.
+    pub fn get(&self, item: &str) -> Option<&str> {
+        self.items.get(item).map(String::as_str)
+    }
+
     /// Records that `item` is now in the state `desired`.
     pub fn record(&mut self, item: &str, desired: &str) {
         if !self.was(item, desired) {

@@ -716,6 +716,7 @@ mod tests {
 
     fn run(spec: &FileDistribution, state: &Path, fetch: &MemoryFetch) -> Vec<Outcome> {
         let ctx = Context {
+            metrics: None,
             state_dir: state,
             fetcher: fetch,
             stop_requested: &|| false,
@@ -792,6 +793,7 @@ mod tests {
         };
         let vars = crate::expand::Vars::new(&Default::default(), "dev", Some(&params));
         let ctx = Context {
+            metrics: None,
             state_dir: &state,
             fetcher: &fetch,
             stop_requested: &|| false,

@@ -17,6 +17,7 @@ pub mod converged;
 pub mod file_access;
 pub mod file_attributes;
 pub mod file_distribution;
+pub mod metrics_monitor;
 pub mod ntp;
 pub mod passwords;
 pub mod process_watch;
@@ -125,6 +126,8 @@ pub struct Context<'a> {
     pub vars: &'a crate::expand::Vars,
     /// True once the agent was asked to stop; policies return between items.
     pub stop_requested: &'a dyn Fn() -> bool,
+    /// The cycle's metric sample, `(series, value)`; `None` when metrics are off.
+    pub metrics: Option<&'a [(String, Option<f64>)]>,
 }
 
 /// A policy whose desired state is a list of items, each converged on its own. Every policy
@@ -234,14 +237,16 @@ pub fn converge(bundle: &Bundle, ctx: &Context<'_>) -> Vec<Outcome> {
         file_distribution,
         ntp,
         process_watch,
+        metrics_monitor,
     } = &bundle.policies;
-    let in_order: [&dyn Converge; 6] = [
+    let in_order: [&dyn Converge; 7] = [
         users,
         passwords,
         ssh_keys,
         file_distribution,
         ntp,
         process_watch,
+        metrics_monitor,
     ];
     let mut outcomes = Vec::new();
     for policy in in_order {

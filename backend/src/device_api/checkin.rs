@@ -166,7 +166,12 @@ async fn current_envelope(
 /// agent names a refused bundle by its hash, in the report's item).
 fn rollout_outcome(reports: &[Report]) -> CheckinOutcome {
     let mut outcome = CheckinOutcome::default();
-    for r in reports.iter().filter(|r| r.level >= Level::Error) {
+    // A threshold crossed is news about the device, not a failure of the bundle.
+    let monitor = <apiary_proto::policy::metrics_monitor::MetricsMonitor as apiary_proto::policy::InBundle>::NAME;
+    for r in reports
+        .iter()
+        .filter(|r| r.level >= Level::Error && r.policy != monitor)
+    {
         match (r.policy.as_str(), &r.item, r.bundle_serial) {
             (REFUSED_BUNDLE_POLICY, Some(hash), _) => outcome.refused.push(hash.clone()),
             (policy, _, Some(serial)) => outcome.errors.push((serial, policy.to_string())),

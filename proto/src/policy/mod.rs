@@ -20,6 +20,7 @@ use serde_json::Value;
 
 pub mod connectivity_watchdog;
 pub mod file_distribution;
+pub mod metrics_monitor;
 pub mod ntp;
 pub mod parameters;
 pub mod parts;
@@ -263,6 +264,7 @@ policies! {
     ntp: ntp::Ntp,
     process_watch: process_watch::ProcessWatch,
     connectivity_watchdog: connectivity_watchdog::ConnectivityWatchdog,
+    metrics_monitor: metrics_monitor::MetricsMonitor,
 }
 
 #[cfg(test)]

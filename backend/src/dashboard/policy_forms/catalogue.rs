@@ -159,6 +159,28 @@ const PROCESSES: &[Field] = &[
     required("command", "Command", "shell command run when it is not"),
 ];
 
+const THRESHOLDS: &[Field] = &[
+    required(
+        "metric",
+        "Metric",
+        "cpu.user, memory.used, fs.used (every filesystem) or fs.used:/data, load.1, temp...",
+    ),
+    field("above", "Above", "crossed above this", Kind::Decimal),
+    field("below", "Below", "crossed below this", Kind::Decimal),
+    field(
+        "level",
+        "Level",
+        "of the crossing's report; recoveries are info",
+        Kind::Choice(&["warning", "error", "critical"]),
+    ),
+    field(
+        "cycles",
+        "Cycles",
+        "in a row past the limit before it counts; default 1",
+        Kind::Number,
+    ),
+];
+
 /// A list-like policy whose document is `merge` and `items`.
 macro_rules! items_policy {
     ($policy:ty, $label:literal, $item:literal, $fields:expr) => {
@@ -280,6 +302,12 @@ const FORMS: &[PolicyForm] = &[
             ),
         ],
     },
+    items_policy!(
+        policy::metrics_monitor::MetricsMonitor,
+        "Thresholds",
+        "threshold",
+        THRESHOLDS
+    ),
 ];
 
 #[cfg(test)]

@@ -103,6 +103,17 @@ fn object(
                 },
                 None => None,
             },
+            Kind::Decimal => match form.filled(&name).map(str::trim) {
+                // A whole number stays one, so a document reads back as it was written.
+                Some(v) => match v.parse::<i64>() {
+                    Ok(i) => Some(Value::from(i)),
+                    Err(_) => match v.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                        Some(n) => Some(Value::Number(n)),
+                        None => fail(format!(": {v:?} is not a number")),
+                    },
+                },
+                None => None,
+            },
             Kind::Flag => form.get(&name).map(|_| Value::Bool(true)),
             Kind::YesNo => match form.get(&name).unwrap_or("") {
                 "" => None,
@@ -202,9 +213,11 @@ fn is_blank(fields: &[Field], row: &str, form: &FormData) -> bool {
     fields.iter().all(|field| {
         let name = format!("{row}{}", field.key);
         match &field.kind {
-            Kind::Text { .. } | Kind::Number | Kind::Lines | Kind::Password { .. } => {
-                form.filled(&name).is_none()
-            }
+            Kind::Text { .. }
+            | Kind::Number
+            | Kind::Decimal
+            | Kind::Lines
+            | Kind::Password { .. } => form.filled(&name).is_none(),
             Kind::Map | Kind::SecretMap => form.rows(&name).into_iter().all(|r| {
                 ["k", "v"]
                     .iter()

@@ -91,6 +91,9 @@ impl Renderer<'_> {
             Kind::Number => html! {
                 input type="number" min="0" step="1" name=[n] id=[id] value=(text(value)) disabled[ro] aria-label=(label);
             },
+            Kind::Decimal => html! {
+                input type="number" step="any" name=[n] id=[id] value=(text(value)) disabled[ro] aria-label=(label);
+            },
             Kind::Flag => html! {
                 input type="checkbox" name=[n] id=[id] checked[value == &Value::Bool(true)] disabled[ro] aria-label=(label);
             },
@@ -403,6 +406,10 @@ mod tests {
             (
                 "connectivity_watchdog",
                 json!({"failed_checkins": 5, "action": "reboot", "min_interval_seconds": 3600}),
+            ),
+            (
+                "metrics_monitor",
+                json!({"items": [{"metric": "fs.used", "above": 90, "level": "error"}, {"metric": "load.1", "above": 3.5, "below": 0.25, "cycles": 3}]}),
             ),
             (
                 "parameters",

@@ -16,6 +16,8 @@ pub enum Kind {
     Text { required: bool },
     /// A whole number; blank means the key is left out.
     Number,
+    /// A number with a fraction or a sign (a threshold); blank means the key is left out.
+    Decimal,
     /// A checkbox for a boolean that is false unless set; unchecked leaves the key out.
     Flag,
     /// A boolean with a default of its own: blank (the default), yes or no.
