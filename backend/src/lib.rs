@@ -1,6 +1,7 @@
 //! `apiary-backend`: the device API, the operator API and the dashboard, over one
 //! store.
 
+pub mod alerts;
 pub mod blobs;
 pub mod ca_rotation;
 pub mod config;

@@ -47,6 +47,9 @@ pub struct ServeOptions {
     pub device_limits: DeviceLimitArgs,
     #[command(flatten)]
     pub retention: crate::metrics::Retention,
+    /// Seconds between two evaluations of the alert rules
+    #[arg(long, default_value_t = 30)]
+    pub alert_interval: u64,
 }
 
 /// What unauthenticated clients may hold of the device listener (see `conn_limits`).
@@ -228,6 +231,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         _ = tls_server::serve(device_listener, device_tls, device_app, opts.device_limits.limits()) => {}
         _ = write_checkin_times(state.store.clone()) => {}
         _ = crate::metrics::prune_forever(state.store.clone(), opts.retention) => {}
+        _ = crate::alerts::evaluate_forever(state.clone(), Duration::from_secs(opts.alert_interval.max(1))) => {}
+        _ = crate::alerts::webhooks::deliver_forever(state.clone()) => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
     if let Err(e) = state.store.flush_checkins().await {

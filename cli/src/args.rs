@@ -113,6 +113,9 @@ pub enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Alerts, the rules that raise them, and the webhooks they are sent to
+    #[command(subcommand)]
+    Alerts(AlertsCmd),
     /// A device's metrics over a time range: each series' last, least, mean and greatest
     /// value, or every point with --points
     Metrics {
@@ -303,4 +306,66 @@ pub enum DraftsCmd {
         node: Option<String>,
         policy: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum AlertsCmd {
+    /// Open alerts (all, resolved ones too, with --all), newest first
+    List {
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// The alert rules
+    Rules(JsonFlag),
+    /// Add a rule: one of --offline, --metric (with --above/--below) or --report
+    AddRule(Box<RuleArgs>),
+    /// Delete a rule and its alerts
+    DeleteRule { id: i64 },
+    /// The webhooks alerts are sent to, and how their deliveries stand
+    Webhooks(JsonFlag),
+    /// Send every alert that fires or resolves to URL as a JSON POST
+    AddWebhook {
+        url: String,
+        /// Read a secret from stdin: deliveries are then signed (X-Apiary-Signature)
+        #[arg(long)]
+        secret_stdin: bool,
+    },
+    /// Stop sending alerts to a webhook
+    DeleteWebhook { id: i64 },
+}
+
+#[derive(Args)]
+pub struct RuleArgs {
+    /// The rule's name, shown in its alerts
+    pub name: String,
+    /// Only devices in this group and below (default: the fleet)
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// A device offline for longer than DURATION (e.g. 15m)
+    #[arg(long, value_name = "DURATION")]
+    pub offline: Option<String>,
+    /// A series (cpu.user, fs.used:/data) or a metric for each instance (fs.used)
+    #[arg(long)]
+    pub metric: Option<String>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub above: Option<f64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub below: Option<f64>,
+    /// Past the limit in every sample for DURATION (default: the latest sample)
+    #[arg(long = "for", value_name = "DURATION")]
+    pub r#for: Option<String>,
+    /// Reports at this level or above: warning, error or critical
+    #[arg(long, value_name = "LEVEL")]
+    pub report: Option<String>,
+    /// With --report: only this policy's reports
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// With --report: only reports whose message contains this
+    #[arg(long)]
+    pub text: Option<String>,
+    /// With --report: resolved after DURATION without another (default 1h)
+    #[arg(long, value_name = "DURATION")]
+    pub quiet: Option<String>,
 }

@@ -8,6 +8,7 @@ use axum::routing::{get, post, put};
 
 use crate::state::Shared;
 
+mod alerts;
 pub mod auth;
 mod bootstrap_keys;
 mod commits;
@@ -39,6 +40,17 @@ pub fn router(state: Shared) -> Router {
         .route("/devices/{id}/inventory/{kind}", get(monitoring::one))
         .route("/devices/{id}/metrics", get(monitoring::metrics))
         .route("/inventory/search", get(monitoring::search))
+        .route("/alerts", get(alerts::list))
+        .route("/alert-rules", get(alerts::rules).post(alerts::add_rule))
+        .route(
+            "/alert-rules/{id}",
+            axum::routing::delete(alerts::delete_rule),
+        )
+        .route("/webhooks", get(alerts::webhooks).post(alerts::add_webhook))
+        .route(
+            "/webhooks/{id}",
+            axum::routing::delete(alerts::delete_webhook),
+        )
         .route(
             "/groups",
             get(groups::list)

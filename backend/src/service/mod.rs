@@ -7,6 +7,7 @@
 //! Every function takes the shared state and, when it changes anything, the actor recorded
 //! in the audit log (an API token's name, or a dashboard operator's).
 
+pub mod alerts;
 pub mod audit;
 pub mod bootstrap_keys;
 pub mod commits;

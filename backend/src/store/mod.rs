@@ -7,6 +7,7 @@ use apiary_proto::device_api::{HostFacts, Level, Report};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub mod alerts;
 pub mod checkin_cache;
 pub mod fleet_view;
 pub mod monitoring;
@@ -335,6 +336,7 @@ pub trait Store:
     operators::OperatorStore
     + fleet_view::FleetView
     + monitoring::MonitoringStore
+    + alerts::AlertStore
     + Send
     + Sync
     + 'static

@@ -1,6 +1,7 @@
 //! Running each `apiary` command: one module per command group, one function per
 //! subcommand, each a thin call of the operator API and a print of its answer.
 
+mod alerts;
 mod audit;
 mod bootstrap_keys;
 mod bundles;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> Result<(), ClientError> {
             search,
             json,
         } => monitoring::inventory(&c, &device, kind.as_deref(), search.as_deref(), json.json),
+        Command::Alerts(cmd) => alerts::run(&c, cmd),
         Command::Find {
             package,
             port,

@@ -99,6 +99,14 @@ impl Policy for MetricsMonitor {
     }
 }
 
+impl MetricsMonitor {
+    /// The checks of every threshold (what a bundle's `validate` runs), for other users of
+    /// [`Threshold`] such as the backend's alert rules.
+    pub fn validate_thresholds(&self) -> Result<(), String> {
+        validate_items(&self.items)
+    }
+}
+
 fn validate_items(items: &[Threshold]) -> Result<(), String> {
     for t in items {
         let known = metrics::definition(&t.metric).is_some()

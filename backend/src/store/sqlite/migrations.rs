@@ -19,6 +19,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_clock_skew.sql"),
     include_str!("migrations/0008_cert_renewal.sql"),
     include_str!("migrations/0009_monitoring.sql"),
+    include_str!("migrations/0010_alerts.sql"),
 ];
 
 /// The version this backend brings databases to.

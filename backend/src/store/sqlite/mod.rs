@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::checkin_cache::{CheckinCache, CheckinState, RecordedCheckin};
 use super::*;
 
+mod alerts;
 mod fleet_view;
 mod migrations;
 mod monitoring;
