@@ -24,7 +24,7 @@ use crate::safe_fs;
 /// State-dir file with the acknowledged hashes and the last software collection.
 const STATE_FILE: &str = "inventory.json";
 
-#[derive(Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Acknowledged {
     hashes: BTreeMap<Kind, String>,
     /// When the software kind was last collected and found acknowledged.
@@ -41,6 +41,8 @@ pub struct Pending {
     pub hashes: BTreeMap<Kind, String>,
     /// The software kind was collected and is either in `uploads` or already acknowledged.
     software_settled: bool,
+    /// The state dir's record as `pending` read it, which `acknowledged` updates.
+    before: Acknowledged,
 }
 
 /// Collects the inventory across cycles (it remembers CPU times for the processes kind).
@@ -83,6 +85,7 @@ impl Collector {
 
         let mut pending = Pending {
             hashes: acked.hashes.clone(),
+            before: acked.clone(),
             ..Pending::default()
         };
         let mut room = INVENTORY_BATCH_BYTES;
@@ -107,11 +110,9 @@ impl Collector {
     /// Records what the backend acknowledged (`pending` went through) and forgets the
     /// kinds it asked for again, so they go up at the next check-in.
     pub fn acknowledged(&self, state_dir: &Path, pending: &Pending, want: &[Kind], now: u64) {
-        let before = load(state_dir);
-        let mut acked = Acknowledged {
-            hashes: before.hashes.clone(),
-            software_at: before.software_at,
-        };
+        // Read by `pending` moments ago; the agent's lock keeps other writers out since.
+        let before = &pending.before;
+        let mut acked = before.clone();
         for kind in &pending.sent {
             if let Some(hash) = pending.hashes.get(kind) {
                 acked.hashes.insert(*kind, hash.clone());
@@ -126,7 +127,7 @@ impl Collector {
                 acked.software_at = 0;
             }
         }
-        if acked != before {
+        if acked != *before {
             save(state_dir, &acked);
         }
     }

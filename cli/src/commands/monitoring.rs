@@ -122,7 +122,7 @@ fn users(v: &Value) {
     );
     for a in rows(&v["data"]) {
         let algorithm = s(&a["algorithm"]);
-        let weak = matches!(algorithm.as_str(), "des" | "md5" | "unknown");
+        let weak = apiary_proto::inventory::weak_algorithm(&algorithm);
         let age = a["last_change_day"]
             .as_i64()
             .map_or("-".into(), |d| (today() - d).to_string());
