@@ -73,7 +73,7 @@ impl Queue {
             return None;
         }
         self.last_uptime = uptime;
-        let reading = sample::read(&mut self.counters);
+        let reading = sample::read(&mut self.counters, uptime);
         let names: Vec<String> = reading.iter().map(|(n, _)| n.clone()).collect();
         if names != self.names {
             self.rename(names);

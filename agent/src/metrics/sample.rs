@@ -27,10 +27,10 @@ const DISK_FILESYSTEMS: &[&str] = &[
     "ntfs3", "fuseblk", "zfs", "nilfs2", "jfs",
 ];
 
-/// One reading: `(series, value)` in a stable order (the catalogue's, instances sorted).
-pub fn read(prev: &mut Counters) -> Vec<(String, Option<f64>)> {
+/// One reading at `uptime` (seconds, [`uptime`]): `(series, value)` in a stable order (the
+/// catalogue's, instances sorted).
+pub fn read(prev: &mut Counters, uptime: f64) -> Vec<(String, Option<f64>)> {
     let mut out: Vec<(String, Option<f64>)> = Vec::new();
-    let uptime = uptime();
     let elapsed = (prev.uptime > 0.0 && uptime > prev.uptime).then_some(uptime - prev.uptime);
 
     let cpu = fs::read_to_string("/proc/stat")
@@ -349,7 +349,7 @@ mod tests {
     #[test]
     fn rates_need_a_previous_sample() {
         let mut prev = Counters::default();
-        let first = read(&mut prev);
+        let first = read(&mut prev, uptime());
         let cpu = first
             .iter()
             .find(|(n, _)| n == "cpu.user")
@@ -364,7 +364,7 @@ mod tests {
         );
         // Two jiffies at least pass between the readings (100 Hz, two CPUs).
         std::thread::sleep(std::time::Duration::from_millis(200));
-        let second = read(&mut prev);
+        let second = read(&mut prev, uptime());
         assert!(
             second.iter().any(|(n, v)| n == "cpu.user" && v.is_some()),
             "{second:?}"
