@@ -135,6 +135,22 @@ pub enum PasswordState {
     Unknown,
 }
 
+/// Days after which a password without a shadow limit counts as old.
+pub const OLD_PASSWORD_DAYS: u64 = 365;
+
+impl Account {
+    /// Whether the password is past its shadow limit (or, without one, older than
+    /// [`OLD_PASSWORD_DAYS`]) on day `today` (days since 1970-01-01).
+    pub fn password_old(&self, today: u64) -> bool {
+        if self.password != PasswordState::Set {
+            return false;
+        }
+        let limit = self.max_days.unwrap_or(OLD_PASSWORD_DAYS);
+        self.last_change_day
+            .is_some_and(|day| today.saturating_sub(day) > limit)
+    }
+}
+
 /// A local account from passwd and shadow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
@@ -342,6 +358,32 @@ mod tests {
         }
         assert!(weak_algorithm("md5") && weak_algorithm("des"));
         assert!(!weak_algorithm("yescrypt") && !weak_algorithm("sha512"));
+    }
+
+    #[test]
+    fn passwords_are_old_past_their_limit_or_a_year() {
+        let account = |last, max| Account {
+            name: "a".into(),
+            uid: 1000,
+            gid: 1000,
+            gecos: String::new(),
+            home: "/home/a".into(),
+            shell: "/bin/sh".into(),
+            password: PasswordState::Set,
+            algorithm: Some("sha512".into()),
+            last_change_day: last,
+            max_days: max,
+        };
+        assert!(!account(Some(1000), Some(90)).password_old(1090));
+        assert!(account(Some(1000), Some(90)).password_old(1091));
+        assert!(!account(Some(1000), None).password_old(1365));
+        assert!(account(Some(1000), None).password_old(1366));
+        assert!(!account(None, Some(1)).password_old(99_999));
+        let locked = Account {
+            password: PasswordState::Locked,
+            ..account(Some(0), None)
+        };
+        assert!(!locked.password_old(99_999));
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! resuming, its session ticket), then check-ins for a while, as fast as possible or at a
 //! set rate, each on a new connection.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apiary_proto::device_api::{CheckinRequest, CheckinResponse, Level, Report};
+use apiary_proto::metrics::{MetricsUpload, Sample};
 use rustls::ClientConfig;
 
 use crate::client::Target;
@@ -32,6 +33,10 @@ pub struct RunOptions {
     /// Reports each check-in carries (0: idle check-ins)
     #[arg(long, default_value_t = 0)]
     reports: usize,
+    /// Metric samples each check-in carries, of a typical device's 16 series (a 5-minute
+    /// check-in of an agent sampling every minute carries 5)
+    #[arg(long, default_value_t = 0)]
+    metrics: usize,
     /// Use only the first N stored devices
     #[arg(long)]
     limit: Option<usize>,
@@ -51,11 +56,42 @@ struct Live {
     bundle_hash: Mutex<Option<String>>,
     queue_id: String,
     next_seq: AtomicU64,
+    /// Sequence number of the next metric sample.
+    next_sample: AtomicU64,
+    /// Whether the backend has this device's series names.
+    names_known: AtomicBool,
+    /// A day before the run started: the time of sample 0.
+    epoch: u64,
 }
+
+/// The series a simulated device samples: a root and a data file system, one interface,
+/// one temperature sensor.
+const SERIES: [&str; 16] = [
+    "cpu.user",
+    "cpu.system",
+    "cpu.iowait",
+    "memory.used",
+    "memory.available",
+    "swap.used",
+    "load.1",
+    "load.5",
+    "load.15",
+    "fs.used:/",
+    "fs.free:/",
+    "fs.used:/data",
+    "fs.free:/data",
+    "net.rx:eth0",
+    "net.tx:eth0",
+    "temp:cpu",
+];
 
 /// Runs the warm-up and the measured check-ins; returns the printed summary.
 pub fn run(target: &Target, fleet: Vec<SimDevice>, opts: &RunOptions) -> Result<Summary, String> {
     let fleet = &fleet[..opts.limit.unwrap_or(fleet.len()).min(fleet.len())];
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .saturating_sub(86_400);
     let live = fleet
         .iter()
         .map(|d| {
@@ -69,6 +105,9 @@ pub fn run(target: &Target, fleet: Vec<SimDevice>, opts: &RunOptions) -> Result<
                 bundle_hash: Mutex::new(None),
                 queue_id: apiary_proto::hex::random(8),
                 next_seq: AtomicU64::new(1),
+                next_sample: AtomicU64::new(1),
+                names_known: AtomicBool::new(false),
+                epoch,
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -76,7 +115,14 @@ pub fn run(target: &Target, fleet: Vec<SimDevice>, opts: &RunOptions) -> Result<
         "apiary-sim: warm-up, one check-in per device ({})",
         live.len()
     );
-    let warm = drive(target, &live, opts, Duration::MAX, Some(live.len()), 0)?;
+    let warm = drive(
+        target,
+        &live,
+        opts,
+        Duration::MAX,
+        Some(live.len()),
+        Load::default(),
+    )?;
     if warm.errors > 0 {
         return Err(format!(
             "warm-up: {} check-ins failed: {}",
@@ -92,12 +138,12 @@ pub fn run(target: &Target, fleet: Vec<SimDevice>, opts: &RunOptions) -> Result<
             opts,
             Duration::MAX,
             Some(live.len()),
-            opts.reports,
+            Load::of(opts),
         )?
     } else {
         eprintln!("apiary-sim: measuring for {} s", opts.seconds);
         let length = Duration::from_secs(opts.seconds);
-        drive(target, &live, opts, length, None, opts.reports)?
+        drive(target, &live, opts, length, None, Load::of(opts))?
     };
     summary.backend_cpu = cpu.map(|c| c.since()).transpose()?;
     summary.mode = match (opts.storm, opts.full_handshake) {
@@ -109,6 +155,22 @@ pub fn run(target: &Target, fleet: Vec<SimDevice>, opts: &RunOptions) -> Result<
     Ok(summary)
 }
 
+/// What each check-in carries besides the bundle hash.
+#[derive(Clone, Copy, Default)]
+struct Load {
+    reports: usize,
+    samples: usize,
+}
+
+impl Load {
+    fn of(opts: &RunOptions) -> Self {
+        Load {
+            reports: opts.reports,
+            samples: opts.metrics,
+        }
+    }
+}
+
 /// Check-ins by `opts.threads` workers until `length` has passed or `count` were made.
 fn drive(
     target: &Target,
@@ -116,7 +178,7 @@ fn drive(
     opts: &RunOptions,
     length: Duration,
     count: Option<usize>,
-    reports: usize,
+    load: Load,
 ) -> Result<Summary, String> {
     let next = AtomicUsize::new(0);
     let start = Instant::now();
@@ -144,7 +206,7 @@ fn drive(
                     let (mut t0, mut attempt) = (Instant::now(), 0);
                     loop {
                         attempt += 1;
-                        match checkin(target, device, reports) {
+                        match checkin(target, device, load) {
                             Ok(()) => break mine.record(t0.elapsed()),
                             Err(e) if opts.storm && attempt < STORM_ATTEMPTS => {
                                 mine.retry(e);
@@ -176,14 +238,14 @@ fn backoff(device: usize, attempt: u64) -> Duration {
     Duration::from_millis(1000 + spread % 1000)
 }
 
-/// One check-in: the bundle hash in force, `reports` new reports; the answer's bundle (if
-/// any) becomes the device's.
-fn checkin(target: &Target, device: &Live, reports: usize) -> Result<(), String> {
+/// One check-in: the bundle hash in force, `load`'s new reports and samples; the answer's
+/// bundle (if any) becomes the device's, and its acknowledgements are followed.
+fn checkin(target: &Target, device: &Live, load: Load) -> Result<(), String> {
     let hash = device.bundle_hash.lock().expect("not poisoned").clone();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let reports: Vec<Report> = (0..reports)
+    let reports: Vec<Report> = (0..load.reports)
         .map(|_| Report {
             seq: device.next_seq.fetch_add(1, Ordering::Relaxed),
             time: now,
@@ -203,6 +265,7 @@ fn checkin(target: &Target, device: &Live, reports: usize) -> Result<(), String>
             device.queue_id.clone()
         },
         reports,
+        metrics: (load.samples > 0).then(|| samples(device, load.samples)),
         ..CheckinRequest::default()
     };
     let answer: CheckinResponse = target.post_json(
@@ -214,5 +277,48 @@ fn checkin(target: &Target, device: &Live, reports: usize) -> Result<(), String>
     if let Some(bundle) = answer.bundle {
         *device.bundle_hash.lock().expect("not poisoned") = Some(bundle.payload_hash());
     }
+    if let Some(acked) = answer.metrics_ack {
+        device.names_known.store(true, Ordering::Relaxed);
+        device.next_sample.fetch_max(acked + 1, Ordering::Relaxed);
+    }
+    if answer.want_metric_names {
+        device.names_known.store(false, Ordering::Relaxed);
+    }
     Ok(())
+}
+
+/// `count` samples a minute apart, with values that vary as a device's do. Sample `seq`
+/// is timed `seq` minutes after the run's start less a day, so every sample of a device
+/// has its own time however fast the run goes (the backend ignores a second sample at the
+/// same time).
+fn samples(device: &Live, count: usize) -> MetricsUpload {
+    let seq = device.next_sample.load(Ordering::Relaxed);
+    let samples = (0..count as u64)
+        .map(|i| {
+            let n = seq + i;
+            let wave = ((n % 60) as f64 / 60.0 * std::f64::consts::TAU).sin();
+            Sample {
+                time: device.epoch + n * 60,
+                values: SERIES
+                    .iter()
+                    .enumerate()
+                    .map(|(k, name)| {
+                        let base = match name.split(':').next() {
+                            Some("memory.available" | "fs.free") => 1.5e9,
+                            Some("net.rx" | "net.tx") => 20_000.0,
+                            Some("temp") => 48.0,
+                            _ => 20.0,
+                        };
+                        Some(base * (1.0 + 0.2 * wave) + k as f64)
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    MetricsUpload {
+        names: (!device.names_known.load(Ordering::Relaxed))
+            .then(|| SERIES.iter().map(|s| s.to_string()).collect()),
+        seq,
+        samples,
+    }
 }

@@ -175,6 +175,12 @@ impl Browser {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path} failed {e}"))
+    }
+
+    /// One WebDriver command; a refusal comes back as `(status): message`.
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let url = format!("{}{path}", self.base);
         let response = match (method, body) {
             ("GET", _) => self.agent.get(&url).call(),
@@ -189,12 +195,11 @@ impl Browser {
             .limit(64 * 1024 * 1024)
             .read_json()
             .expect("WebDriver answers JSON");
-        assert!(
-            status.is_success(),
-            "WebDriver {method} {path} failed ({status}): {}",
-            value["value"]["message"]
-        );
-        value
+        if status.is_success() {
+            Ok(value)
+        } else {
+            Err(format!("({status}): {}", value["value"]["message"]))
+        }
     }
 
     fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -262,6 +267,44 @@ impl Browser {
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// The text of the element matching `css`, or None while there is none, including
+    /// when the page is replaced between finding the element and reading it.
+    pub fn text_now(&self, css: &str) -> Option<String> {
+        let session = format!("/session/{}", self.session);
+        let found = self
+            .try_call(
+                "POST",
+                &format!("{session}/element"),
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .ok()?;
+        let id = found["value"][ELEMENT].as_str()?;
+        let text = self
+            .try_call("GET", &format!("{session}/element/{id}/text"), None)
+            .ok()?;
+        Some(text["value"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Presses the mouse inside the element matching `css` and drags it horizontally:
+    /// from `from` to `to`, in pixels from the element's centre (W3C pointer actions).
+    pub fn drag(&self, css: &str, from: i64, to: i64) {
+        let id = self.find(css);
+        let origin = json!({ELEMENT: id});
+        let steps = json!([
+            {"type": "pointerMove", "origin": origin, "x": from, "y": 0, "duration": 0},
+            {"type": "pointerDown", "button": 0},
+            {"type": "pointerMove", "origin": origin, "x": (from + to) / 2, "y": 0, "duration": 100},
+            {"type": "pointerMove", "origin": origin, "x": to, "y": 0, "duration": 100},
+            {"type": "pointerUp", "button": 0},
+        ]);
+        self.session_call(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": steps}]})),
+        );
+        self.session_call("DELETE", "/actions", None);
     }
 
     /// Runs a script in the page and returns its result.

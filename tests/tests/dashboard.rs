@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 
 /// Waits until the browser shows a page whose element `css` contains `text`.
 fn wait_text(browser: &Browser, css: &str, text: &str) {
-    wait_for(|| (browser.count(css) > 0 && browser.text(css).contains(text)).then_some(()));
+    wait_for(|| browser.text_now(css).filter(|t| t.contains(text)).map(drop));
 }
 
 #[test]

@@ -97,6 +97,52 @@ impl RuleSpec {
         Ok(())
     }
 
+    /// The rule in words, for the dashboard: "offline for 10 min".
+    pub fn describe(&self) -> String {
+        let span = |s: u64| match s {
+            s if s % 3600 == 0 && s > 0 => format!("{} h", s / 3600),
+            s if s % 60 == 0 => format!("{} min", s / 60),
+            s => format!("{s} s"),
+        };
+        match self {
+            RuleSpec::Offline { for_seconds } => format!("offline for {}", span(*for_seconds)),
+            RuleSpec::Metric {
+                metric,
+                above,
+                below,
+                for_seconds,
+            } => {
+                let mut out = metric.clone();
+                if let Some(a) = above {
+                    out.push_str(&format!(" above {a}"));
+                }
+                if let Some(b) = below {
+                    out.push_str(&format!(" below {b}"));
+                }
+                if *for_seconds > 0 {
+                    out.push_str(&format!(" for {}", span(*for_seconds)));
+                }
+                out
+            }
+            RuleSpec::Report {
+                min_level,
+                policy,
+                text,
+                quiet_seconds,
+            } => {
+                let mut out = format!("a report at {} or above", min_level.as_str());
+                if let Some(p) = policy {
+                    out.push_str(&format!(" from {p}"));
+                }
+                if let Some(t) = text {
+                    out.push_str(&format!(" containing {t:?}"));
+                }
+                out.push_str(&format!("; resolved after {} quiet", span(*quiet_seconds)));
+                out
+            }
+        }
+    }
+
     /// A metric rule as the threshold it shares with `metrics_monitor`.
     fn threshold(&self) -> Option<Threshold> {
         match self {
@@ -302,6 +348,31 @@ fn metric_verdicts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rules_read_as_words() {
+        assert_eq!(
+            RuleSpec::Offline { for_seconds: 600 }.describe(),
+            "offline for 10 min"
+        );
+        let metric = RuleSpec::Metric {
+            metric: "fs.used:/".into(),
+            above: Some(90.0),
+            below: None,
+            for_seconds: 7200,
+        };
+        assert_eq!(metric.describe(), "fs.used:/ above 90 for 2 h");
+        let report = RuleSpec::Report {
+            min_level: Level::Error,
+            policy: Some("services".into()),
+            text: None,
+            quiet_seconds: 90,
+        };
+        assert_eq!(
+            report.describe(),
+            "a report at error or above from services; resolved after 90 s quiet"
+        );
+    }
 
     fn device(id: &str, group: &str, last_seen: Timestamp) -> DeviceState {
         DeviceState {

@@ -10,14 +10,22 @@ const NAV: &[(&str, &str)] = &[
     ("/devices", "Devices"),
     ("/pending", "Pending"),
     ("/configure", "Configure"),
+    ("/alerts", "Alerts"),
+    ("/inventory", "Inventory"),
     ("/commits", "Commits"),
     ("/operators", "Operators"),
 ];
 
 /// A page for a signed-in operator; `active` is the navigation path to highlight.
 pub fn page(user: &SignedIn, title: &str, active: &str, body: Markup) -> Markup {
-    bare(
+    page_with(user, title, active, html! {}, body)
+}
+
+/// [`page`] with more in its head: a page's own scripts and style sheets.
+pub fn page_with(user: &SignedIn, title: &str, active: &str, head: Markup, body: Markup) -> Markup {
+    with_head(
         title,
+        head,
         html! {
             header.top {
                 a.brand href="/" { "Apiary" }
@@ -39,6 +47,10 @@ pub fn page(user: &SignedIn, title: &str, active: &str, body: Markup) -> Markup 
 
 /// A page without navigation (login, errors).
 pub fn bare(title: &str, body: Markup) -> Markup {
+    with_head(title, html! {}, body)
+}
+
+fn with_head(title: &str, head: Markup, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -48,6 +60,7 @@ pub fn bare(title: &str, body: Markup) -> Markup {
                 title { (title) " · Apiary" }
                 link rel="stylesheet" href="/assets/style.css";
                 script src="/assets/app.js" defer {}
+                (head)
             }
             body { (body) }
         }

@@ -36,6 +36,24 @@ pub fn router(state: Shared, secure_cookies: bool) -> Router {
         .route("/groups/rename", post(pages::devices::rename_group))
         .route("/groups/delete", post(pages::devices::delete_group))
         .route("/devices/{id}", get(pages::device::page))
+        .route("/devices/{id}/graphs", get(pages::device_graphs::page))
+        .route(
+            "/devices/{id}/metrics.json",
+            get(pages::device_graphs::series),
+        )
+        .route(
+            "/devices/{id}/inventory",
+            get(pages::device_inventory::page),
+        )
+        .route("/inventory", get(pages::fleet_search::page))
+        .route("/alerts", get(pages::alerts::page))
+        .route("/alerts/rules/add", post(pages::alerts::add_rule))
+        .route("/alerts/rules/delete", post(pages::alerts::delete_rule))
+        .route("/alerts/webhooks/add", post(pages::alerts::add_webhook))
+        .route(
+            "/alerts/webhooks/delete",
+            post(pages::alerts::delete_webhook),
+        )
         .route("/pending", get(pages::pending::page))
         .route("/pending/decide", post(pages::pending::decide))
         .route("/configure", get(pages::configure::page))
@@ -59,6 +77,9 @@ pub fn router(state: Shared, secure_cookies: bool) -> Router {
         )
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))
+        .route("/assets/graphs.js", get(graphs_script))
+        .route("/assets/uplot.js", get(uplot_script))
+        .route("/assets/uplot.css", get(uplot_style))
         .layer(axum::Extension(std::sync::Arc::new(
             login_throttle::LoginThrottle::default(),
         )))
@@ -72,8 +93,8 @@ pub fn router(state: Shared, secure_cookies: bool) -> Router {
 /// Headers that keep pages out of frames and scripts to the dashboard's own file.
 async fn security_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
-    // Inline `style` attributes draw the donuts and indent the tree; scripts come only
-    // from /assets/app.js.
+    // Inline `style` attributes draw the donuts and indent the tree (and uPlot sizes its
+    // elements); scripts come only from the dashboard's own /assets/.
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static(
@@ -112,6 +133,28 @@ async fn script() -> Response {
     asset(
         "text/javascript; charset=utf-8",
         include_str!("assets/app.js"),
+    )
+}
+
+async fn graphs_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("assets/graphs.js"),
+    )
+}
+
+/// uPlot, vendored from npm with its licence (see `assets/vendor/uplot/README.md`).
+async fn uplot_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("assets/vendor/uplot/uPlot.iife.min.js"),
+    )
+}
+
+async fn uplot_style() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("assets/vendor/uplot/uPlot.min.css"),
     )
 }
 

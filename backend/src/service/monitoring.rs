@@ -52,32 +52,26 @@ async fn existing(state: &AppState, id: &str) -> Result<(), MonitoringError> {
     }
 }
 
-/// Every inventory kind the device has sent, or only `kind`.
-pub async fn inventory(
-    state: &AppState,
-    id: &str,
-    kind: Option<InventoryKind>,
-) -> Result<Vec<InventoryView>, MonitoringError> {
+/// One inventory kind of a device, parsed.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    pub kind: InventoryKind,
+    pub changed_at: Timestamp,
+    pub received_at: Timestamp,
+    pub hash: String,
+    pub data: Inventory,
+}
+
+/// Every inventory kind the device has sent, parsed, in kind order.
+pub async fn inventory_parsed(state: &AppState, id: &str) -> Result<Vec<Parsed>, MonitoringError> {
     existing(state, id).await?;
     let mut out = Vec::new();
     for stored in state.store.inventory(id).await? {
-        if kind.is_some_and(|k| k != stored.kind) {
-            continue;
-        }
-        let parsed: Inventory =
-            serde_json::from_str(&stored.data).map_err(|e| StoreError::Corrupt {
-                what: format!("{} inventory of {id}", stored.kind.as_str()),
-                source: Box::new(e),
-            })?;
-        let data = match parsed {
-            Inventory::System(s) => serde_json::to_value(s),
-            Inventory::Software(l) => serde_json::to_value(l),
-            Inventory::Users(l) => serde_json::to_value(l),
-            Inventory::Ports(l) => serde_json::to_value(l),
-            Inventory::Processes(l) => serde_json::to_value(l),
-        }
-        .expect("inventory serialises");
-        out.push(InventoryView {
+        let data = serde_json::from_str(&stored.data).map_err(|e| StoreError::Corrupt {
+            what: format!("{} inventory of {id}", stored.kind.as_str()),
+            source: Box::new(e),
+        })?;
+        out.push(Parsed {
             kind: stored.kind,
             changed_at: stored.changed_at,
             received_at: stored.received_at,
@@ -86,6 +80,33 @@ pub async fn inventory(
         });
     }
     Ok(out)
+}
+
+/// Every inventory kind the device has sent, or only `kind`.
+pub async fn inventory(
+    state: &AppState,
+    id: &str,
+    kind: Option<InventoryKind>,
+) -> Result<Vec<InventoryView>, MonitoringError> {
+    let parsed = inventory_parsed(state, id).await?;
+    Ok(parsed
+        .into_iter()
+        .filter(|p| kind.is_none_or(|k| k == p.kind))
+        .map(|p| InventoryView {
+            kind: p.kind,
+            changed_at: p.changed_at,
+            received_at: p.received_at,
+            data: match p.data {
+                Inventory::System(s) => serde_json::to_value(s),
+                Inventory::Software(l) => serde_json::to_value(l),
+                Inventory::Users(l) => serde_json::to_value(l),
+                Inventory::Ports(l) => serde_json::to_value(l),
+                Inventory::Processes(l) => serde_json::to_value(l),
+            }
+            .expect("inventory serialises"),
+            hash: p.hash,
+        })
+        .collect())
 }
 
 /// The device's series from `from` to `to` (see [`metrics::query`]).

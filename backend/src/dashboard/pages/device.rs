@@ -12,6 +12,30 @@ use crate::dashboard::{LEVELS, PageError, ago, encode, layout, when};
 use crate::state::{Shared, now};
 use crate::store::fleet_view::{ReportQuery, ReportSort};
 
+/// The device pages, shown as tabs under the device's name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Overview,
+    Graphs,
+    Inventory,
+}
+
+/// The tab bar of device `id`'s pages, `active` highlighted.
+pub fn tabs(id: &str, active: Tab) -> Markup {
+    let entries = [
+        (Tab::Overview, "", "Overview"),
+        (Tab::Graphs, "/graphs", "Graphs"),
+        (Tab::Inventory, "/inventory", "Inventory"),
+    ];
+    html! {
+        nav.tabs #device-tabs {
+            @for (tab, path, label) in entries {
+                a href={ "/devices/" (id) (path) } class=[(tab == active).then_some("active")] { (label) }
+            }
+        }
+    }
+}
+
 /// Log lines shown at most.
 const LOG_LIMIT: u64 = 500;
 
@@ -81,6 +105,7 @@ pub async fn page(
         "/devices",
         html! {
             h1 { (device.name) }
+            (tabs(&device.id, Tab::Overview))
             div.row {
                 div.card.grow {
                     h2 { "Device" }

@@ -1,5 +1,5 @@
 //! `GET /`: the fleet at a glance: devices online, offline and pending; reports per level
-//! over the last day, week and month; the latest events.
+//! over the last day, week and month; open alerts; the latest events.
 
 use apiary_proto::device_api::Level;
 use axum::extract::State;
@@ -12,6 +12,9 @@ use crate::state::{Shared, now};
 /// A device that checked in within this many seconds counts as online (three default
 /// check-in intervals, so one missed check-in does not flap it).
 pub const ONLINE_WITHIN: i64 = 900;
+
+/// Open alerts listed on the overview (the alerts page has them all).
+const OPEN_ALERTS_SHOWN: usize = 10;
 
 const WINDOWS: [(&str, i64); 3] = [
     ("Last day", 86_400),
@@ -40,6 +43,7 @@ pub async fn page(State(state): State<Shared>, user: SignedIn) -> Result<Markup,
         })
         .collect();
     let latest = state.store.latest_reports(20).await?;
+    let open = crate::service::alerts::alerts(&state, true).await?;
     Ok(layout::page(
         &user,
         "Overview",
@@ -50,6 +54,7 @@ pub async fn page(State(state): State<Shared>, user: SignedIn) -> Result<Markup,
                 div.stat #online { b { (counts.online) } "online" }
                 div.stat #offline { b { (counts.offline) } "offline" }
                 a.stat #pending href="/pending" { b { (counts.pending) } "pending" }
+                a.stat #open-alerts href="/alerts" class=[(!open.is_empty()).then_some("alerting")] { b { (open.len()) } "open alerts" }
             }
             p.muted { "Online: checked in within the last " (ONLINE_WITHIN / 60) " minutes." }
             h2 { "Status messages" }
@@ -57,6 +62,11 @@ pub async fn page(State(state): State<Shared>, user: SignedIn) -> Result<Markup,
                 @for (label, levels) in &donuts {
                     (donut(label, levels))
                 }
+            }
+            @if !open.is_empty() {
+                h2 { "Open alerts" }
+                (crate::dashboard::pages::alerts::table(&open[..open.len().min(OPEN_ALERTS_SHOWN)], now, "overview-alerts"))
+                @if open.len() > OPEN_ALERTS_SHOWN { p { a href="/alerts" { "All " (open.len()) " open alerts" } } }
             }
             h2 { "Latest events" }
             table #events {
