@@ -1,8 +1,9 @@
 //! CPU time of a software inventory of 2,000 packages: the static agent in the Debian root,
 //! whose dpkg status file is filled up to 2,000 packages, against a real backend.
 //!
-//! `cargo bench -p apiary-tests --bench inventory` (as root, after `tests/rootfs/build`
-//! and `cross/build x86_64-unknown-linux-musl`). Each round times two `run-once` cycles
+//! `APIARY_BIN_DIR=$PWD/target/debug cargo bench -p apiary-tests --bench inventory` (as
+//! root, after `cargo build --bins`, `tests/rootfs/build` and
+//! `cross/build x86_64-unknown-linux-musl`). Each round times two `run-once` cycles
 //! by the CPU time (user + system) of the agent process: one with the inventory state
 //! removed, so every kind is collected and sent, software included; one right after, when
 //! nothing is due or changed. Their difference is what the inventory costs. Prints the
